@@ -4,6 +4,9 @@
 //! Every other crate depends on this one and on nothing above it. Errors here never carry cell values:
 //! they name the file, the line and the column instead (see `docs/privacy.md`).
 
+mod table;
+pub use table::*;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;

@@ -1,0 +1,291 @@
+use crate::{ReadOutput, decode_text};
+use arrow_array::builder::{StringBuilder, UInt64Builder};
+use arrow_array::{ArrayRef, RecordBatch};
+use diaspora_core::{Error, Reject, Result, Table, TableMeta, text_schema};
+use std::sync::Arc;
+
+/// Options for [`read_qualtrics_csv`].
+#[derive(Debug, Clone)]
+pub struct QualtricsOptions {
+    /// Source id, used in rejects.
+    pub source: String,
+    /// Name used in error messages (a path or URL).
+    pub name: String,
+    /// Rows per batch.
+    pub batch_rows: usize,
+}
+
+/// Reads a Qualtrics CSV/TSV export: three header rows (export tags, question text, ImportId JSON) or the
+/// legacy two-row form. Delimiter is `,` unless the first line has more tabs than commas (the TSV export).
+///
+/// Columns are text; the ImportId and `timeZone` of each column go into the table's meta. Duplicate export tags
+/// are made unique by appending `_2`, `_3`, … . Ragged rows and fields that are not valid UTF-8 are rejected
+/// with their line numbers.
+pub fn read_qualtrics_csv(bytes: &[u8], opts: &QualtricsOptions) -> Result<ReadOutput> {
+    let text = decode_text(bytes);
+    let first_line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    let tabs = first_line.iter().filter(|b| **b == b'\t').count();
+    let commas = first_line.iter().filter(|b| **b == b',').count();
+    let delimiter = if tabs > commas { b'\t' } else { b',' };
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(&text[..]);
+    let mut records = rdr.byte_records();
+    let mut next_header = |what: &str| -> Result<csv::ByteRecord> {
+        match records.next() {
+            Some(Ok(r)) => Ok(r),
+            Some(Err(e)) => Err(Error::data(format!("{}: {what} header row: {e}", opts.name))),
+            None => Err(Error::data(format!("{}: file ends before the {what} header row", opts.name))),
+        }
+    };
+    let names_row = next_header("first (export tags)")?;
+    let _questions = next_header("second (question text)")?;
+    let mut names = Vec::with_capacity(names_row.len());
+    for (i, raw) in names_row.iter().enumerate() {
+        let name = std::str::from_utf8(raw)
+            .map_err(|_| Error::data(format!("{}: line 1, column {}: header is not valid UTF-8", opts.name, i + 1)))?
+            .trim()
+            .to_owned();
+        if name.is_empty() {
+            return Err(Error::data(format!("{}: line 1, column {}: empty column name", opts.name, i + 1)));
+        }
+        let mut unique = name.clone();
+        let mut n = 2;
+        while names.contains(&unique) {
+            unique = format!("{name}_{n}");
+            n += 1;
+        }
+        names.push(unique);
+    }
+    let mut meta = TableMeta::default();
+    // Third header row: ImportId JSON. In the legacy two-row form it is the first data row.
+    let mut pending: Option<csv::ByteRecord> = None;
+    if let Some(row) = records.next() {
+        let row = row.map_err(|e| Error::data(format!("{}: third header row: {e}", opts.name)))?;
+        let is_import_ids = row.get(0).is_some_and(|f| f.starts_with(b"{\"ImportId\""));
+        if is_import_ids {
+            for (i, raw) in row.iter().enumerate() {
+                let Some(name) = names.get(i) else { break };
+                let v: serde_json::Value = serde_json::from_slice(raw).map_err(|_| {
+                    Error::data(format!("{}: line 3, column {name}: ImportId cell is not JSON", opts.name))
+                })?;
+                if let Some(id) = v.get("ImportId").and_then(|x| x.as_str()) {
+                    meta.import_ids.insert(name.clone(), id.to_owned());
+                }
+                if let Some(tz) = v.get("timeZone").and_then(|x| x.as_str()) {
+                    meta.time_zones.insert(name.clone(), tz.to_owned());
+                }
+            }
+        } else {
+            pending = Some(row);
+        }
+    }
+    let schema = text_schema(&names);
+    let mut out = BatchWriter::new(names.len(), opts.batch_rows.max(1));
+    let mut rejects = Vec::new();
+    let mut rows_read = 0u64;
+    // Physical line numbers: the csv crate's own count skips newlines inside quoted fields.
+    let (mut seen_byte, mut seen_line) = (0usize, 1u64);
+    let mut line_at = |byte: usize| -> u64 {
+        // A record's reported offset can sit on the previous record's line terminator (CRLF): skip past it.
+        let mut byte = byte.min(text.len());
+        while byte < text.len() && matches!(text[byte], b'\r' | b'\n') {
+            byte += 1;
+        }
+        if byte > seen_byte {
+            seen_line += text[seen_byte..byte].iter().filter(|b| **b == b'\n').count() as u64;
+            seen_byte = byte;
+        }
+        seen_line
+    };
+    let mut handle = |rec: csv::ByteRecord, out: &mut BatchWriter, schema: &arrow_schema::SchemaRef| -> Result<()> {
+        rows_read += 1;
+        let line = line_at(rec.position().map_or(0, |p| p.byte() as usize));
+        if rec.len() != names.len() {
+            rejects.push(Reject {
+                source: opts.source.clone(),
+                line,
+                reason: "ragged_row".into(),
+                column: None,
+                value: Some(format!("{} fields, header has {}", rec.len(), names.len())),
+            });
+            return Ok(());
+        }
+        if let Some(bad) = rec.iter().position(|f| std::str::from_utf8(f).is_err()) {
+            rejects.push(Reject {
+                source: opts.source.clone(),
+                line,
+                reason: "invalid_encoding".into(),
+                column: Some(names[bad].clone()),
+                value: None,
+            });
+            return Ok(());
+        }
+        out.push(line, &rec, schema)
+    };
+    if let Some(rec) = pending.take() {
+        handle(rec, &mut out, &schema)?;
+    }
+    for rec in records {
+        match rec {
+            Ok(rec) => handle(rec, &mut out, &schema)?,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                return Err(Error::data(format!("{}: line {line}: unreadable CSV: {}", opts.name, e.kind_summary())));
+            }
+        }
+    }
+    let batches = out.finish(&schema)?;
+    let mut table = Table::new(schema, batches);
+    table.meta = meta;
+    Ok(ReadOutput { table, rejects, rows_read })
+}
+
+trait KindSummary {
+    fn kind_summary(&self) -> String;
+}
+
+impl KindSummary for csv::Error {
+    /// The csv error without any field content.
+    fn kind_summary(&self) -> String {
+        match self.kind() {
+            csv::ErrorKind::Io(e) => format!("I/O error: {e}"),
+            csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".into(),
+            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                format!("{len} fields where {expected_len} were expected")
+            }
+            _ => "malformed record".into(),
+        }
+    }
+}
+
+/// Accumulates text rows into batches.
+struct BatchWriter {
+    lines: UInt64Builder,
+    cols: Vec<StringBuilder>,
+    rows: usize,
+    batch_rows: usize,
+    done: Vec<RecordBatch>,
+}
+
+impl BatchWriter {
+    fn new(ncols: usize, batch_rows: usize) -> Self {
+        Self {
+            lines: UInt64Builder::with_capacity(batch_rows),
+            cols: (0..ncols).map(|_| StringBuilder::with_capacity(batch_rows, batch_rows * 16)).collect(),
+            rows: 0,
+            batch_rows,
+            done: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, line: u64, rec: &csv::ByteRecord, schema: &arrow_schema::SchemaRef) -> Result<()> {
+        self.lines.append_value(line);
+        for (b, f) in self.cols.iter_mut().zip(rec.iter()) {
+            if f.is_empty() {
+                b.append_null();
+            } else {
+                // Validated as UTF-8 by the caller.
+                b.append_value(std::str::from_utf8(f).unwrap_or_default());
+            }
+        }
+        self.rows += 1;
+        if self.rows == self.batch_rows {
+            self.flush(schema)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, schema: &arrow_schema::SchemaRef) -> Result<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let mut arrays: Vec<ArrayRef> = vec![Arc::new(self.lines.finish())];
+        arrays.extend(self.cols.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| Error::internal(e.to_string()))?;
+        self.done.push(batch);
+        self.rows = 0;
+        Ok(())
+    }
+
+    fn finish(mut self, schema: &arrow_schema::SchemaRef) -> Result<Vec<RecordBatch>> {
+        self.flush(schema)?;
+        Ok(self.done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, StringArray};
+
+    fn opts() -> QualtricsOptions {
+        QualtricsOptions { source: "s".into(), name: "test.csv".into(), batch_rows: 2 }
+    }
+
+    const THREE: &str = concat!(
+        "StartDate,ResponseId,Q1,Q5\r\n",
+        "Start Date,Response ID,Country?,Comments\r\n",
+        r#""{""ImportId"":""startDate"",""timeZone"":""Europe/Berlin""}","{""ImportId"":""_recordId""}","#,
+        r#""{""ImportId"":""QID1_TEXT""}","{""ImportId"":""QID5_TEXT""}""#,
+        "\r\n",
+        "2022-05-01 10:00:00,R_1,Грузия,\"line one\nline two 🙂\"\r\n",
+        "2022-05-01 11:00:00,R_2,,\r\n",
+        "2022-05-01 12:00:00,R_3\r\n",
+        "2022-05-01 13:00:00,R_4,KZ,ok\r\n",
+    );
+
+    #[test]
+    fn reads_three_header_rows_and_keeps_every_row_accounted() {
+        let out = read_qualtrics_csv(THREE.as_bytes(), &opts()).unwrap();
+        assert_eq!(out.rows_read, 4);
+        assert_eq!(out.table.num_rows(), 3);
+        assert_eq!(out.table.batches.len(), 2);
+        assert_eq!(out.rejects.len(), 1);
+        assert_eq!(out.rejects[0].reason, "ragged_row");
+        assert_eq!(out.rejects[0].line, 7);
+        assert_eq!(out.table.meta.time_zones["StartDate"], "Europe/Berlin");
+        assert_eq!(out.table.meta.import_ids["Q5"], "QID5_TEXT");
+        let b = &out.table.batches[0];
+        let q5 = b.column_by_name("Q5").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(q5.value(0), "line one\nline two 🙂");
+        assert!(q5.is_null(1));
+        assert_eq!(diaspora_core::lines_of(b), vec![4, 6]);
+        assert_eq!(diaspora_core::lines_of(&out.table.batches[1]), vec![8]);
+    }
+
+    #[test]
+    fn legacy_two_row_form_and_duplicate_tags() {
+        let csv = "\u{feff}V1,Q1,Q1\r\nResponseID,A,B\r\nR_1,x,y\r\n";
+        let out = read_qualtrics_csv(csv.as_bytes(), &opts()).unwrap();
+        assert_eq!(out.rows_read, 1);
+        assert_eq!(out.table.column_names(), vec!["V1", "Q1", "Q1_2"]);
+    }
+
+    #[test]
+    fn utf16_tsv_reads_like_the_csv() {
+        let tsv = "StartDate\tQ1\r\nStart Date\tCountry?\r\n\"{\"\"ImportId\"\":\"\"startDate\"\",\"\"timeZone\"\":\"\"UTC\"\"}\"\t\
+            \"{\"\"ImportId\"\":\"\"QID1_TEXT\"\"}\"\r\n2022-01-01 00:00:00\tГрузия\r\n2022-01-01 00:00:01\tKZ\r\n2022-01-01 00:00:02\tСША\r\n";
+        let bytes: Vec<u8> = [0xFF, 0xFE].into_iter().chain(tsv.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        let out = read_qualtrics_csv(&bytes, &opts()).unwrap();
+        assert_eq!(out.table.num_rows(), 3);
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_reject_with_its_column() {
+        let mut bytes = b"A,B\r\nx,y\r\n1,".to_vec();
+        bytes.extend_from_slice(b"\xff\xfe\xfa\r\n2,ok\r\n");
+        let out = read_qualtrics_csv(&bytes, &opts()).unwrap();
+        assert_eq!(out.rows_read, 2);
+        assert_eq!(out.rejects[0].reason, "invalid_encoding");
+        assert_eq!(out.rejects[0].column.as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn truncated_header_is_a_clear_error() {
+        let e = read_qualtrics_csv(b"A,B\r\n", &opts()).unwrap_err();
+        assert!(e.message.contains("test.csv"), "{e}");
+    }
+}
