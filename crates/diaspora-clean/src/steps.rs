@@ -1,0 +1,570 @@
+use crate::country::{CountryResolver, Resolution};
+use crate::privacy::{PrivacyPolicy, redact};
+use crate::pseudonym::PseudonymKey;
+use arrow_array::builder::{Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use diaspora_config::{CastType, Keep, Step, Unmapped};
+use diaspora_core::{Error, LINE_COL, Reject, Result, Table, did_you_mean, lines_of};
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// What steps need besides the table.
+pub struct CleanContext<'a> {
+    /// Source id (for rejects and messages).
+    pub source: &'a str,
+    /// Where the source came from (for messages).
+    pub location: &'a str,
+    /// The country resolver.
+    pub resolver: &'a CountryResolver,
+    /// The pseudonymisation key, if one was loaded.
+    pub key: Option<&'a PseudonymKey>,
+}
+
+/// The result of one step.
+pub struct StepOutput {
+    /// The rows that passed.
+    pub table: Table,
+    /// The rows rejected by this step.
+    pub rejects: Vec<Reject>,
+    /// Rows removed as duplicates by this step.
+    pub duplicates: u64,
+}
+
+/// Applies one step. `path` is the step's key path (`sources[0].steps[3]`) for configuration errors; `policy`
+/// follows renames and decides which cell values may appear in rejects.
+pub fn apply_step(
+    table: Table,
+    step: &Step,
+    path: &str,
+    ctx: &CleanContext<'_>,
+    policy: &mut PrivacyPolicy,
+) -> Result<StepOutput> {
+    let col = |name: &str, key: &str| -> Result<usize> { column_index(&table, name, &format!("{path}.{key}"), ctx) };
+    match step {
+        Step::DropValues { column, values, reason } | Step::KeepValues { column, values, reason } => {
+            let i = col(column, "column")?;
+            let keep_listed = matches!(step, Step::KeepValues { .. });
+            let set: HashSet<&str> = values.iter().map(String::as_str).collect();
+            let show = policy.may_show(column);
+            per_batch(table, ctx, |b| {
+                let a = text(b, i, column, path)?;
+                Ok(filter_rows(b, ctx, |r| {
+                    let listed = a.is_valid(r) && set.contains(a.value(r));
+                    if listed == keep_listed { None } else { Some(reject(reason, column, a, r, show)) }
+                }))
+            })
+        }
+        Step::MinValue { column, min, reason } => {
+            let i = col(column, "column")?;
+            let show = policy.may_show(column);
+            per_batch(table, ctx, |b| {
+                let a = text(b, i, column, path)?;
+                Ok(filter_rows(b, ctx, |r| {
+                    let ok = a.is_valid(r) && a.value(r).trim().parse::<f64>().is_ok_and(|v| v >= *min);
+                    (!ok).then(|| reject(reason, column, a, r, show))
+                }))
+            })
+        }
+        Step::Range { column, min, max, reason } => {
+            let i = col(column, "column")?;
+            per_batch(table, ctx, |b| {
+                let a = b.column(i);
+                let vals = numeric_values(a.as_ref()).ok_or_else(|| {
+                    Error::config(format!("{path}.column: {column:?} must be numeric here (cast it first)"))
+                })?;
+                Ok(filter_rows(b, ctx, |r| match vals[r] {
+                    Some(v) if v < *min || v > *max => Some((reason.clone(), Some(column.clone()), Some(fmt_num(v)))),
+                    _ => None,
+                }))
+            })
+        }
+        Step::MissingCodes { columns, codes } => {
+            let idx: Vec<usize> =
+                columns.iter().enumerate().map(|(k, c)| col(c, &format!("columns[{k}]"))).collect::<Result<_>>()?;
+            let set: HashSet<&str> = codes.iter().map(String::as_str).collect();
+            map_batches(table, |b| {
+                let mut cols = b.columns().to_vec();
+                for (&i, name) in idx.iter().zip(columns) {
+                    let a = text(b, i, name, path)?;
+                    let out: StringArray =
+                        a.iter().map(|v| v.filter(|s| !set.contains(s.trim()))).collect::<StringArray>();
+                    cols[i] = Arc::new(out);
+                }
+                rebuild(b.schema(), cols)
+            })
+        }
+        Step::Cast { column, to, into, reason } => {
+            let i = col(column, "column")?;
+            let reason = reason.as_deref().unwrap_or("cast_failed");
+            let dtype = match to {
+                CastType::Int32 => DataType::Int32,
+                CastType::Int64 => DataType::Int64,
+                CastType::Float64 => DataType::Float64,
+                CastType::Bool => DataType::Boolean,
+            };
+            let out_name = into.clone().unwrap_or_else(|| column.clone());
+            if out_name != *column {
+                policy.rename(column, &out_name);
+            }
+            let schema = replace_field(&table.schema, i, &out_name, dtype);
+            let show = policy.may_show(&out_name);
+            let t = Table { schema: schema.clone(), ..table };
+            per_batch(t, ctx, |b| {
+                let a = text(b, i, column, path)?;
+                let (arr, bad) = cast_text(a, *to);
+                let mut cols = b.columns().to_vec();
+                cols[i] = arr;
+                let nb = rebuild(schema.clone(), cols)?;
+                Ok(filter_rows(&nb, ctx, |r| bad.contains(&r).then(|| reject(reason, column, a, r, show))))
+            })
+        }
+        Step::ValueMap { column, into, map, unmapped, reason } => {
+            let i = col(column, "column")?;
+            let exact: HashMap<&str, &str> = map.iter().map(|(k, v)| (k.trim(), v.as_str())).collect();
+            let folded: HashMap<String, &str> = map.iter().map(|(k, v)| (crate::normalize(k), v.as_str())).collect();
+            let reason = reason.as_deref().unwrap_or("value_unmapped");
+            let show = policy.may_show(column);
+            let schema = replace_field(&table.schema, i, into, DataType::Utf8);
+            let t = Table { schema: schema.clone(), ..table };
+            let out = per_batch(t, ctx, |b| {
+                let a = text(b, i, column, path)?;
+                let mut bad = Vec::new();
+                let mut builder = StringBuilder::with_capacity(a.len(), a.len() * 8);
+                for r in 0..a.len() {
+                    if a.is_null(r) {
+                        builder.append_null();
+                        continue;
+                    }
+                    let v = a.value(r);
+                    match exact.get(v.trim()).copied().or_else(|| folded.get(&crate::normalize(v)).copied()) {
+                        Some(m) => builder.append_value(m),
+                        None => match unmapped {
+                            Unmapped::Reject => {
+                                bad.push(r);
+                                builder.append_null();
+                            }
+                            Unmapped::Null => builder.append_null(),
+                            Unmapped::Keep => builder.append_value(v),
+                        },
+                    }
+                }
+                let mut cols = b.columns().to_vec();
+                cols[i] = Arc::new(builder.finish());
+                let nb = rebuild(schema.clone(), cols)?;
+                Ok(filter_rows(&nb, ctx, |r| bad.contains(&r).then(|| reject(reason, column, a, r, show))))
+            })?;
+            policy.rename(column, into);
+            // A mapped value is a code chosen by the pipeline, not the respondent's words.
+            Ok(out)
+        }
+        Step::Country { column, into } => {
+            let i = col(column, "column")?;
+            let schema = replace_field(&table.schema, i, into, DataType::Utf8);
+            let t = Table { schema: schema.clone(), ..table };
+            per_batch(t, ctx, |b| {
+                let a = text(b, i, column, path)?;
+                let mut reasons: Vec<Option<&'static str>> = Vec::with_capacity(a.len());
+                let codes: StringArray = (0..a.len())
+                    .map(|r| {
+                        let res = if a.is_null(r) { Resolution::Empty } else { ctx.resolver.resolve(a.value(r)) };
+                        let (code, why) = match res {
+                            Resolution::Country(c) => (Some(c), None),
+                            Resolution::Empty => (None, Some("country_missing")),
+                            Resolution::Region => (None, Some("country_is_region")),
+                            Resolution::Ambiguous => (None, Some("country_ambiguous")),
+                            Resolution::Unresolved => (None, Some("country_unresolved")),
+                        };
+                        reasons.push(why);
+                        code
+                    })
+                    .collect();
+                let mut cols = b.columns().to_vec();
+                cols[i] = Arc::new(codes);
+                let nb = rebuild(schema.clone(), cols)?;
+                // The original answer is kept (redacted of contact data) so the alias table can learn from it.
+                Ok(filter_rows(&nb, ctx, |r| {
+                    reasons[r].map(|why| {
+                        (why.to_owned(), Some(column.clone()), a.is_valid(r).then(|| redact(a.value(r))))
+                    })
+                }))
+            })
+        }
+        Step::Timestamps { columns, time_zone } => {
+            let mut out = table;
+            let mut rejects = Vec::new();
+            for (k, c) in columns.iter().enumerate() {
+                let i = column_index(&out, c, &format!("{path}.columns[{k}]"), ctx)?;
+                let zone_name = time_zone.clone().or_else(|| out.meta.time_zones.get(c).cloned()).ok_or_else(|| {
+                    Error::config(format!(
+                        "{path}: column {c:?} of {} declares no time zone; set time_zone in the step",
+                        ctx.location
+                    ))
+                })?;
+                let tz = jiff::tz::TimeZone::get(&zone_name)
+                    .map_err(|_| Error::config(format!("{path}: unknown time zone {zone_name:?}")))?;
+                let schema = replace_field(
+                    &out.schema,
+                    i,
+                    c,
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                );
+                let t = Table { schema: schema.clone(), ..out };
+                let step_out = per_batch(t, ctx, |b| {
+                    let a = text(b, i, c, path)?;
+                    let mut bad = Vec::new();
+                    let mut builder = TimestampMicrosecondBuilder::with_capacity(a.len());
+                    for r in 0..a.len() {
+                        if a.is_null(r) {
+                            builder.append_null();
+                            continue;
+                        }
+                        match parse_local(a.value(r), &tz) {
+                            Some(us) => builder.append_value(us),
+                            None => {
+                                bad.push(r);
+                                builder.append_null();
+                            }
+                        }
+                    }
+                    let arr = builder.finish().with_timezone("UTC");
+                    let mut cols = b.columns().to_vec();
+                    cols[i] = Arc::new(arr);
+                    let nb = rebuild(schema.clone(), cols)?;
+                    Ok(filter_rows(&nb, ctx, |r| {
+                        bad.contains(&r).then(|| ("timestamp_invalid".to_owned(), Some(c.clone()), None))
+                    }))
+                })?;
+                out = step_out.table;
+                rejects.extend(step_out.rejects);
+            }
+            Ok(StepOutput { table: out, rejects, duplicates: 0 })
+        }
+        Step::Pseudonymize { column, into } => {
+            let i = col(column, "column")?;
+            let key = ctx.key.ok_or_else(|| {
+                Error::config(format!("{path}: pseudonymize needs a key, and none was loaded"))
+            })?;
+            let schema = replace_field(&table.schema, i, into, DataType::Utf8);
+            let t = Table { schema: schema.clone(), ..table };
+            per_batch(t, ctx, |b| {
+                let a = text(b, i, column, path)?;
+                let p: StringArray = a.iter().map(|v| v.map(|s| key.pseudonym(s.trim()))).collect();
+                let mut cols = b.columns().to_vec();
+                cols[i] = Arc::new(p);
+                let nb = rebuild(schema.clone(), cols)?;
+                Ok(filter_rows(&nb, ctx, |r| {
+                    a.is_null(r).then(|| ("id_missing".to_owned(), Some(column.clone()), None))
+                }))
+            })
+        }
+        Step::Rename { columns } => {
+            let mut fields: Vec<Field> = table.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            for (from, to) in columns {
+                let i = col(from, &format!("columns.{from}"))?;
+                fields[i] = fields[i].clone().with_name(to);
+                policy.rename(from, to);
+            }
+            let schema = Arc::new(Schema::new(fields));
+            let t = Table { schema: schema.clone(), ..table };
+            map_batches(t, |b| rebuild(schema.clone(), b.columns().to_vec()))
+        }
+        Step::Select { columns } => {
+            let mut idx = vec![col(LINE_COL, "columns")?];
+            for (k, c) in columns.iter().enumerate() {
+                idx.push(col(c, &format!("columns[{k}]"))?);
+            }
+            let schema = Arc::new(table.schema.project(&idx).map_err(|e| Error::internal(e.to_string()))?);
+            let t = Table { schema: schema.clone(), ..table };
+            map_batches(t, |b| b.project(&idx).map_err(|e| Error::internal(e.to_string())))
+        }
+        Step::DedupeExact {} => dedupe_exact(table),
+        Step::DedupeBy { key, order_by, keep } => {
+            let k = col(key, "key")?;
+            let o = col(order_by, "order_by")?;
+            dedupe_by(table, k, o, *keep, path)
+        }
+    }
+}
+
+fn column_index(table: &Table, name: &str, key: &str, ctx: &CleanContext<'_>) -> Result<usize> {
+    table.schema.index_of(name).map_err(|_| {
+        let names = table.column_names();
+        let hint =
+            did_you_mean(name, names.iter().map(String::as_str)).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
+        Error::config(format!(
+            "{key}: {} has no column {name:?} at this step{hint}; it has {} columns",
+            ctx.location,
+            names.len()
+        ))
+    })
+}
+
+fn text<'b>(b: &'b RecordBatch, i: usize, name: &str, path: &str) -> Result<&'b StringArray> {
+    b.column(i).as_string_opt::<i32>().ok_or_else(|| {
+        Error::config(format!("{path}: column {name:?} is no longer text at this step (it was cast or parsed earlier)"))
+    })
+}
+
+type RowReject = (String, Option<String>, Option<String>);
+
+fn reject(reason: &str, column: &str, a: &StringArray, r: usize, show: bool) -> RowReject {
+    let value = (show && a.is_valid(r)).then(|| redact(a.value(r)));
+    (reason.to_owned(), Some(column.to_owned()), value)
+}
+
+/// Keeps the rows for which `judge` returns `None`; the others become rejects.
+fn filter_rows(
+    b: &RecordBatch,
+    ctx: &CleanContext<'_>,
+    mut judge: impl FnMut(usize) -> Option<RowReject>,
+) -> (RecordBatch, Vec<Reject>) {
+    let lines = lines_of(b);
+    let mut rejects = Vec::new();
+    let mask: BooleanArray = (0..b.num_rows())
+        .map(|r| match judge(r) {
+            None => Some(true),
+            Some((reason, column, value)) => {
+                rejects.push(Reject { source: ctx.source.to_owned(), line: lines[r], reason, column, value });
+                Some(false)
+            }
+        })
+        .collect();
+    if rejects.is_empty() {
+        return (b.clone(), rejects);
+    }
+    let kept = arrow_select::filter::filter_record_batch(b, &mask).expect("mask length equals batch length");
+    (kept, rejects)
+}
+
+fn per_batch(
+    table: Table,
+    ctx: &CleanContext<'_>,
+    f: impl Fn(&RecordBatch) -> Result<(RecordBatch, Vec<Reject>)> + Sync,
+) -> Result<StepOutput> {
+    let _ = ctx;
+    let results: Vec<(RecordBatch, Vec<Reject>)> = table.batches.par_iter().map(&f).collect::<Result<_>>()?;
+    let mut batches = Vec::with_capacity(results.len());
+    let mut rejects = Vec::new();
+    for (b, r) in results {
+        if b.num_rows() > 0 {
+            batches.push(b);
+        }
+        rejects.extend(r);
+    }
+    Ok(StepOutput { table: Table { batches, ..table }, rejects, duplicates: 0 })
+}
+
+fn map_batches(table: Table, f: impl Fn(&RecordBatch) -> Result<RecordBatch> + Sync) -> Result<StepOutput> {
+    let batches: Vec<RecordBatch> = table.batches.par_iter().map(&f).collect::<Result<_>>()?;
+    let schema = batches.first().map(|b| b.schema()).unwrap_or(table.schema.clone());
+    Ok(StepOutput { table: Table { schema, batches, meta: table.meta }, rejects: Vec::new(), duplicates: 0 })
+}
+
+fn rebuild(schema: SchemaRef, cols: Vec<ArrayRef>) -> Result<RecordBatch> {
+    RecordBatch::try_new(schema, cols).map_err(|e| Error::internal(format!("building a batch: {e}")))
+}
+
+fn replace_field(schema: &SchemaRef, i: usize, name: &str, dtype: DataType) -> SchemaRef {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[i] = Field::new(name, dtype, true);
+    Arc::new(Schema::new(fields))
+}
+
+fn cast_text(a: &StringArray, to: CastType) -> (ArrayRef, Vec<usize>) {
+    let mut bad = Vec::new();
+    let arr: ArrayRef = match to {
+        CastType::Int32 => {
+            let mut b = Int32Builder::with_capacity(a.len());
+            for r in 0..a.len() {
+                match a.is_valid(r).then(|| parse_int(a.value(r))) {
+                    None => b.append_null(),
+                    Some(Some(v)) if i32::try_from(v).is_ok() => b.append_value(v as i32),
+                    Some(_) => {
+                        bad.push(r);
+                        b.append_null()
+                    }
+                }
+            }
+            Arc::new(b.finish())
+        }
+        CastType::Int64 => {
+            let mut b = Int64Builder::with_capacity(a.len());
+            for r in 0..a.len() {
+                match a.is_valid(r).then(|| parse_int(a.value(r))) {
+                    None => b.append_null(),
+                    Some(Some(v)) => b.append_value(v),
+                    Some(None) => {
+                        bad.push(r);
+                        b.append_null()
+                    }
+                }
+            }
+            Arc::new(b.finish())
+        }
+        CastType::Float64 => {
+            let mut b = Float64Builder::with_capacity(a.len());
+            for r in 0..a.len() {
+                match a.is_valid(r).then(|| a.value(r).trim().parse::<f64>().ok().filter(|v| v.is_finite())) {
+                    None => b.append_null(),
+                    Some(Some(v)) => b.append_value(v),
+                    Some(None) => {
+                        bad.push(r);
+                        b.append_null()
+                    }
+                }
+            }
+            Arc::new(b.finish())
+        }
+        CastType::Bool => {
+            let vals: BooleanArray = (0..a.len())
+                .map(|r| {
+                    if a.is_null(r) {
+                        return None;
+                    }
+                    match a.value(r).trim().to_lowercase().as_str() {
+                        "true" | "1" | "yes" | "y" | "t" => Some(true),
+                        "false" | "0" | "no" | "n" | "f" => Some(false),
+                        _ => {
+                            bad.push(r);
+                            None
+                        }
+                    }
+                })
+                .collect();
+            Arc::new(vals)
+        }
+    };
+    (arr, bad)
+}
+
+/// Integers, also written as `3.0` (some exports do).
+fn parse_int(s: &str) -> Option<i64> {
+    let s = s.trim();
+    s.parse::<i64>().ok().or_else(|| {
+        let f: f64 = s.parse().ok()?;
+        (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+    })
+}
+
+fn numeric_values(a: &dyn Array) -> Option<Vec<Option<f64>>> {
+    Some(match a.data_type() {
+        DataType::Int32 => a.as_primitive::<Int32Type>().iter().map(|v| v.map(f64::from)).collect(),
+        DataType::Int64 => a.as_primitive::<Int64Type>().iter().map(|v| v.map(|x| x as f64)).collect(),
+        DataType::Float64 => a.as_primitive::<Float64Type>().iter().collect(),
+        _ => return None,
+    })
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v}") }
+}
+
+fn parse_local(s: &str, tz: &jiff::tz::TimeZone) -> Option<i64> {
+    let dt = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s.trim()).ok()?;
+    Some(tz.to_ambiguous_timestamp(dt).compatible().ok()?.as_microsecond())
+}
+
+/// Feeds one cell into a hasher, distinguishing NULL from every value.
+fn hash_cell(a: &dyn Array, r: usize, h: &mut impl Hasher) {
+    if a.is_null(r) {
+        h.write_u8(0);
+        return;
+    }
+    h.write_u8(1);
+    match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().value(r).hash(h),
+        DataType::Int32 => a.as_primitive::<Int32Type>().value(r).hash(h),
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(r).hash(h),
+        DataType::Float64 => a.as_primitive::<Float64Type>().value(r).to_bits().hash(h),
+        DataType::Boolean => a.as_boolean().value(r).hash(h),
+        DataType::Timestamp(..) => a.as_primitive::<TimestampMicrosecondType>().value(r).hash(h),
+        other => format!("{other}").hash(h),
+    }
+}
+
+/// A 128-bit hash of a row's cells (two independently seeded SipHash passes).
+fn row_hash(b: &RecordBatch, r: usize, skip: Option<usize>) -> u128 {
+    let mut h1 = std::hash::DefaultHasher::new();
+    let mut h2 = std::hash::DefaultHasher::new();
+    h2.write_u64(0x9e37_79b9_7f4a_7c15);
+    for (i, c) in b.columns().iter().enumerate() {
+        if Some(i) == skip {
+            continue;
+        }
+        hash_cell(c.as_ref(), r, &mut h1);
+        hash_cell(c.as_ref(), r, &mut h2);
+    }
+    (u128::from(h1.finish()) << 64) | u128::from(h2.finish())
+}
+
+fn dedupe_exact(table: Table) -> Result<StepOutput> {
+    let line_idx = table.schema.index_of(LINE_COL).ok();
+    // Hash in parallel, decide in input order (the first occurrence is kept).
+    let hashes: Vec<Vec<u128>> = table
+        .batches
+        .par_iter()
+        .map(|b| (0..b.num_rows()).map(|r| row_hash(b, r, line_idx)).collect())
+        .collect();
+    let mut seen: HashSet<u128> = HashSet::with_capacity(table.num_rows());
+    let mut duplicates = 0u64;
+    let mut batches = Vec::with_capacity(table.batches.len());
+    for (b, hs) in table.batches.iter().zip(hashes) {
+        let mask: BooleanArray = hs.iter().map(|h| Some(seen.insert(*h))).collect();
+        let kept = mask.true_count();
+        duplicates += (b.num_rows() - kept) as u64;
+        if kept == b.num_rows() {
+            batches.push(b.clone());
+        } else if kept > 0 {
+            batches.push(arrow_select::filter::filter_record_batch(b, &mask).map_err(|e| Error::internal(e.to_string()))?);
+        }
+    }
+    Ok(StepOutput { table: Table { batches, ..table }, rejects: Vec::new(), duplicates })
+}
+
+fn dedupe_by(table: Table, k: usize, o: usize, keep: Keep, path: &str) -> Result<StepOutput> {
+    // Pass 1: the winning (order value, position) per key.
+    let mut best: HashMap<String, (Option<String>, (usize, usize))> = HashMap::new();
+    for (bi, b) in table.batches.iter().enumerate() {
+        let keys = text(b, k, "key", path)?;
+        let order = text(b, o, "order_by", path)?;
+        for r in 0..b.num_rows() {
+            if keys.is_null(r) {
+                continue;
+            }
+            let ov = order.is_valid(r).then(|| order.value(r).to_owned());
+            let pos = (bi, r);
+            match best.get_mut(keys.value(r)) {
+                None => {
+                    best.insert(keys.value(r).to_owned(), (ov, pos));
+                }
+                Some(cur) => {
+                    let better = match keep {
+                        Keep::Latest => ov >= cur.0,
+                        Keep::First => ov < cur.0,
+                    };
+                    if better {
+                        *cur = (ov, pos);
+                    }
+                }
+            }
+        }
+    }
+    let winners: HashSet<(usize, usize)> = best.values().map(|(_, p)| *p).collect();
+    let mut duplicates = 0u64;
+    let mut batches = Vec::new();
+    for (bi, b) in table.batches.iter().enumerate() {
+        let keys = text(b, k, "key", path)?;
+        let mask: BooleanArray = (0..b.num_rows()).map(|r| Some(keys.is_null(r) || winners.contains(&(bi, r)))).collect();
+        let kept = mask.true_count();
+        duplicates += (b.num_rows() - kept) as u64;
+        if kept > 0 {
+            batches.push(arrow_select::filter::filter_record_batch(b, &mask).map_err(|e| Error::internal(e.to_string()))?);
+        }
+    }
+    Ok(StepOutput { table: Table { batches, ..table }, rejects: Vec::new(), duplicates })
+}
