@@ -1,1 +1,322 @@
-//! placeholder
+//! Combine steps over whole inputs: pivot long indicators to wide, the as-of join of respondents to their host
+//! country's indicators, and published aggregates with small-cell and complementary suppression.
+
+mod suppress;
+
+pub use suppress::{Cell, suppress};
+
+use arrow_array::builder::{Float64Builder, Int32Builder, Int64Builder, StringBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use diaspora_config::ShareSpec;
+use diaspora_core::{Error, Result, Table};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+fn idx(t: &Table, name: &str, what: &str) -> Result<usize> {
+    t.schema.index_of(name).map_err(|_| Error::config(format!("{what}: input has no column {name:?}")))
+}
+
+fn batch(schema: &SchemaRef, cols: Vec<ArrayRef>) -> Result<RecordBatch> {
+    RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::internal(e.to_string()))
+}
+
+/// Long indicators (`iso3`, `year`, `indicator`, `value`) → one row per (iso3, year), one Float64 column per
+/// indicator name (sorted), rows sorted by iso3 then year. A repeated (iso3, year, indicator) is an error.
+pub fn pivot(long: &Table, what: &str) -> Result<Table> {
+    let (ci, yi, ii, vi) =
+        (idx(long, "iso3", what)?, idx(long, "year", what)?, idx(long, "indicator", what)?, idx(long, "value", what)?);
+    let mut names = BTreeSet::new();
+    let mut cells: BTreeMap<(String, i32), BTreeMap<String, Option<f64>>> = BTreeMap::new();
+    for b in &long.batches {
+        let (c, y, i, v) = (
+            b.column(ci).as_string::<i32>(),
+            b.column(yi).as_primitive::<Int32Type>(),
+            b.column(ii).as_string::<i32>(),
+            b.column(vi).as_primitive::<Float64Type>(),
+        );
+        for r in 0..b.num_rows() {
+            let ind = i.value(r).to_owned();
+            names.insert(ind.clone());
+            let val = v.is_valid(r).then(|| v.value(r));
+            let row = cells.entry((c.value(r).to_owned(), y.value(r))).or_default();
+            if row.insert(ind.clone(), val).is_some() {
+                return Err(Error::data(format!(
+                    "{what}: indicator {ind} has two values for {} {}",
+                    c.value(r),
+                    y.value(r)
+                )));
+            }
+        }
+    }
+    let mut fields = vec![Field::new("iso3", DataType::Utf8, false), Field::new("year", DataType::Int32, false)];
+    fields.extend(names.iter().map(|n| Field::new(n, DataType::Float64, true)));
+    let schema = Arc::new(Schema::new(fields));
+    let mut iso = StringBuilder::new();
+    let mut year = Int32Builder::new();
+    let mut vals: Vec<Float64Builder> = names.iter().map(|_| Float64Builder::new()).collect();
+    for ((c, y), row) in &cells {
+        iso.append_value(c);
+        year.append_value(*y);
+        for (b, n) in vals.iter_mut().zip(&names) {
+            b.append_option(row.get(n).copied().flatten());
+        }
+    }
+    let mut cols: Vec<ArrayRef> = vec![Arc::new(iso.finish()), Arc::new(year.finish())];
+    cols.extend(vals.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    let b = batch(&schema, cols)?;
+    Ok(Table::new(schema, vec![b]))
+}
+
+/// `left` ⟕ `right` on `on` and time. For every value column of `right` (all but `on` and `right_time`), the
+/// value of year `left_time` is used, or else the latest non-null year ≤ it within `max_lag` years; the year used
+/// goes in `<column>_year` (NULL when none was found). Runs per batch in parallel; row order is kept.
+pub fn asof_join(
+    left: &Table,
+    right: &Table,
+    on: &str,
+    left_time: &str,
+    right_time: &str,
+    max_lag: u32,
+    what: &str,
+) -> Result<Table> {
+    let (lk, lt) = (idx(left, on, what)?, idx(left, left_time, what)?);
+    let (rk, rt) = (idx(right, on, what)?, idx(right, right_time, what)?);
+    let value_cols: Vec<usize> = (0..right.schema.fields().len()).filter(|i| *i != rk && *i != rt).collect();
+    // (key, year) → per value column Option<f64>
+    let mut lookup: HashMap<(String, i32), Vec<Option<f64>>> = HashMap::new();
+    for b in &right.batches {
+        let k = b.column(rk).as_string::<i32>();
+        let t = b.column(rt).as_primitive::<Int32Type>();
+        for r in 0..b.num_rows() {
+            let vals = value_cols
+                .iter()
+                .map(|&c| {
+                    let a = b.column(c).as_primitive::<Float64Type>();
+                    a.is_valid(r).then(|| a.value(r))
+                })
+                .collect();
+            lookup.insert((k.value(r).to_owned(), t.value(r)), vals);
+        }
+    }
+    let mut fields: Vec<Field> = left.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for &c in &value_cols {
+        let name = right.schema.field(c).name();
+        fields.push(Field::new(name, DataType::Float64, true));
+        fields.push(Field::new(format!("{name}_year"), DataType::Int32, true));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    if left.batches.iter().any(|b| b.column(lt).data_type() != &DataType::Int32) {
+        return Err(Error::config(format!("{what}: {left_time:?} must be cast to int32 before the join")));
+    }
+    let batches: Vec<RecordBatch> = left
+        .batches
+        .par_iter()
+        .map(|b| {
+            let k = b.column(lk).as_string::<i32>();
+            let t = b.column(lt).as_primitive::<Int32Type>();
+            let mut vals: Vec<Float64Builder> = value_cols.iter().map(|_| Float64Builder::new()).collect();
+            let mut years: Vec<Int32Builder> = value_cols.iter().map(|_| Int32Builder::new()).collect();
+            for r in 0..b.num_rows() {
+                for j in 0..value_cols.len() {
+                    let found = (k.is_valid(r) && t.is_valid(r))
+                        .then(|| {
+                            (0..=max_lag as i32).find_map(|lag| {
+                                let y = t.value(r) - lag;
+                                lookup.get(&(k.value(r).to_owned(), y)).and_then(|v| v[j]).map(|v| (v, y))
+                            })
+                        })
+                        .flatten();
+                    vals[j].append_option(found.map(|f| f.0));
+                    years[j].append_option(found.map(|f| f.1));
+                }
+            }
+            let mut cols = b.columns().to_vec();
+            for (v, y) in vals.iter_mut().zip(years.iter_mut()) {
+                cols.push(Arc::new(v.finish()));
+                cols.push(Arc::new(y.finish()));
+            }
+            batch(&schema, cols)
+        })
+        .collect::<Result<_>>()?;
+    Ok(Table { schema, batches, meta: left.meta.clone() })
+}
+
+/// Counts and weighted shares per group of `by` (one or two columns: time, then place), with margins, then
+/// suppression of cells below `min_cell` and complementary suppression. Returns the table and the number of
+/// cells suppressed (primary, complementary).
+pub fn summary(
+    input: &Table,
+    by: &[String],
+    weight: Option<&str>,
+    shares: &[ShareSpec],
+    carry: &[String],
+    min_cell: u32,
+    what: &str,
+) -> Result<(Table, usize, usize)> {
+    if by.is_empty() || by.len() > 2 {
+        return Err(Error::config(format!("{what}: by must name one or two columns")));
+    }
+    let by_idx: Vec<usize> = by.iter().map(|b| idx(input, b, what)).collect::<Result<_>>()?;
+    let w_idx = weight.map(|w| idx(input, w, what)).transpose()?;
+    let share_idx: Vec<usize> = shares.iter().map(|s| idx(input, &s.column, what)).collect::<Result<_>>()?;
+    let carry_idx: Vec<usize> = carry.iter().map(|c| idx(input, c, what)).collect::<Result<_>>()?;
+    #[derive(Default, Clone)]
+    struct Acc {
+        n: u64,
+        num: Vec<f64>,
+        den: Vec<f64>,
+        carry: Vec<Option<f64>>,
+    }
+    let key_of = |b: &RecordBatch, c: usize, r: usize| -> Option<String> {
+        let a = b.column(c);
+        if a.is_null(r) {
+            return None;
+        }
+        Some(match a.data_type() {
+            DataType::Int32 => a.as_primitive::<Int32Type>().value(r).to_string(),
+            _ => a.as_string::<i32>().value(r).to_owned(),
+        })
+    };
+    let mut groups: BTreeMap<Vec<Option<String>>, Acc> = BTreeMap::new();
+    for b in &input.batches {
+        for r in 0..b.num_rows() {
+            let key: Vec<Option<String>> = by_idx.iter().map(|&c| key_of(b, c, r)).collect();
+            let w = match w_idx {
+                Some(wi) => {
+                    let a = b.column(wi).as_primitive::<Float64Type>();
+                    if a.is_null(r) { 0.0 } else { a.value(r) }
+                }
+                None => 1.0,
+            };
+            let mut contributions = Vec::with_capacity(shares.len());
+            for (s, &si) in shares.iter().zip(&share_idx) {
+                let a = b.column(si);
+                contributions.push(if a.is_null(r) {
+                    None
+                } else if let Some(min) = s.min {
+                    let v = match a.data_type() {
+                        DataType::Int32 => f64::from(a.as_primitive::<Int32Type>().value(r)),
+                        DataType::Float64 => a.as_primitive::<Float64Type>().value(r),
+                        _ => return Err(Error::config(format!("{what}: share {} needs a numeric column", s.name))),
+                    };
+                    Some(v >= min)
+                } else {
+                    Some(s.values.iter().any(|x| x == a.as_string::<i32>().value(r)))
+                });
+            }
+            let carry_vals: Vec<Option<f64>> = carry_idx
+                .iter()
+                .map(|&c| {
+                    let a = b.column(c).as_primitive::<Float64Type>();
+                    a.is_valid(r).then(|| a.value(r))
+                })
+                .collect();
+            let mut keys = vec![key.clone()];
+            // Margins: per time (place = total), per place (time = total), grand total.
+            if by.len() == 2 {
+                keys.push(vec![key[0].clone(), Some("*".into())]);
+                keys.push(vec![Some("*".into()), key[1].clone()]);
+            }
+            keys.push(vec![Some("*".into()); by.len()]);
+            for (n, k) in keys.into_iter().enumerate() {
+                let acc = groups.entry(k).or_insert_with(|| Acc {
+                    n: 0,
+                    num: vec![0.0; shares.len()],
+                    den: vec![0.0; shares.len()],
+                    carry: vec![None; carry.len()],
+                });
+                acc.n += 1;
+                for (j, c) in contributions.iter().enumerate() {
+                    if let Some(hit) = c {
+                        acc.den[j] += w;
+                        if *hit {
+                            acc.num[j] += w;
+                        }
+                    }
+                }
+                if n == 0 {
+                    for (j, v) in carry_vals.iter().enumerate() {
+                        acc.carry[j] = acc.carry[j].or(*v);
+                    }
+                }
+            }
+        }
+    }
+    // Suppression works on the grid of counts.
+    let cells: Vec<Cell> = groups
+        .iter()
+        .map(|(k, a)| Cell {
+            row: k[0].clone().unwrap_or_default(),
+            col: k.get(1).cloned().flatten().unwrap_or_else(|| "*".into()),
+            count: a.n,
+        })
+        .collect();
+    let (hidden, primary, complementary) = suppress(&cells, u64::from(min_cell));
+    let margin = |v: &Option<String>| v.as_deref() == Some("*");
+    let mut level = StringBuilder::new();
+    let mut keys: Vec<(DataType, Vec<Option<String>>)> = by_idx
+        .iter()
+        .map(|&c| (input.schema.field(c).data_type().clone(), Vec::new()))
+        .collect();
+    let mut count = Int64Builder::new();
+    let mut share_b: Vec<Float64Builder> = shares.iter().map(|_| Float64Builder::new()).collect();
+    let mut carry_b: Vec<Float64Builder> = carry.iter().map(|_| Float64Builder::new()).collect();
+    let mut status = StringBuilder::new();
+    for (i, (k, a)) in groups.iter().enumerate() {
+        let lvl = match (by.len(), k.iter().map(margin).collect::<Vec<_>>().as_slice()) {
+            (_, [false]) | (_, [false, false]) => "cell",
+            (_, [true]) | (_, [true, true]) => "total",
+            (_, [false, true]) => "row_total",
+            _ => "column_total",
+        };
+        level.append_value(lvl);
+        for (j, kv) in k.iter().enumerate() {
+            keys[j].1.push(if margin(kv) { None } else { kv.clone() });
+        }
+        let hide = hidden[i].is_some();
+        status.append_value(match hidden[i] {
+            None => "published",
+            Some(true) => "suppressed_small",
+            Some(false) => "suppressed_complementary",
+        });
+        count.append_option((!hide).then_some(a.n as i64));
+        for (j, b) in share_b.iter_mut().enumerate() {
+            b.append_option((!hide && a.den[j] > 0.0).then(|| a.num[j] / a.den[j]));
+        }
+        for (j, b) in carry_b.iter_mut().enumerate() {
+            b.append_option(if lvl == "cell" { a.carry[j] } else { None });
+        }
+    }
+    let mut fields = Vec::new();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for (name, (dt, vals)) in by.iter().zip(keys) {
+        fields.push(Field::new(name, dt.clone(), true));
+        cols.push(match dt {
+            DataType::Int32 => {
+                Arc::new(vals.iter().map(|v| v.as_ref().and_then(|s| s.parse::<i32>().ok())).collect::<arrow_array::Int32Array>())
+            }
+            _ => Arc::new(vals.iter().map(|v| v.as_deref()).collect::<arrow_array::StringArray>()),
+        });
+    }
+    fields.push(Field::new("level", DataType::Utf8, false));
+    cols.push(Arc::new(level.finish()));
+    fields.push(Field::new("respondents", DataType::Int64, true));
+    cols.push(Arc::new(count.finish()));
+    for (s, b) in shares.iter().zip(share_b.iter_mut()) {
+        fields.push(Field::new(&s.name, DataType::Float64, true));
+        cols.push(Arc::new(b.finish()));
+    }
+    for (c, b) in carry.iter().zip(carry_b.iter_mut()) {
+        fields.push(Field::new(c, DataType::Float64, true));
+        cols.push(Arc::new(b.finish()));
+    }
+    fields.push(Field::new("cell_status", DataType::Utf8, false));
+    cols.push(Arc::new(status.finish()));
+    let schema = Arc::new(Schema::new(fields));
+    let b = batch(&schema, cols)?;
+    Ok((Table::new(schema, vec![b]), primary, complementary))
+}
