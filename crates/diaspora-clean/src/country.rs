@@ -44,8 +44,9 @@ enum Target {
 
 /// The resolver. Build once ([`CountryResolver::new`]) and share; lookups are cached.
 pub struct CountryResolver {
-    names: HashMap<String, Target>,
-    /// Country names long enough for typo matching, grouped by their first character.
+    /// Lookup tiers, tried in order: codes, curated tables, official names, other locales.
+    tiers: [HashMap<String, Target>; 4],
+    /// Country names long enough for typo matching.
     fuzzy: Vec<(String, String)>,
     cache: Mutex<HashMap<String, Resolution>>,
 }
@@ -79,65 +80,69 @@ impl Default for CountryResolver {
     }
 }
 
+/// Adds a name to a tier; a name two different targets share within the tier becomes ambiguous.
+fn add(tier: &mut HashMap<String, Target>, name: &str, target: Target) {
+    let key = normalize(name);
+    if key.is_empty() {
+        return;
+    }
+    match tier.get(&key) {
+        None => {
+            tier.insert(key, target);
+        }
+        Some(existing) if *existing == target => {}
+        Some(_) => {
+            tier.insert(key, Target::Ambiguous);
+        }
+    }
+}
+
 impl CountryResolver {
     /// Builds the name index from keshvar and the bundled tables.
     pub fn new() -> Self {
-        let mut names: HashMap<String, Target> = HashMap::new();
-        let add = |names: &mut HashMap<String, Target>, name: &str, target: Target| {
-            let key = normalize(name);
-            if key.is_empty() {
-                return;
-            }
-            match names.get(&key) {
-                None => {
-                    names.insert(key, target);
-                }
-                Some(existing) if *existing == target => {}
-                Some(_) => {
-                    names.insert(key, Target::Ambiguous);
-                }
-            }
-        };
-        // Official data first; an official name that two countries share is ambiguous.
+        let [mut codes, mut curated, mut official, mut locales] = std::array::from_fn(|_| HashMap::new());
         for country in keshvar::CountryIterator::new() {
             let iso3 = country.alpha3().to_string();
             let t = Target::Country(iso3.clone());
-            add(&mut names, &iso3, t.clone());
-            add(&mut names, &country.alpha2().to_string(), t.clone());
-            add(&mut names, country.number(), t.clone());
-            add(&mut names, country.iso_short_name(), t.clone());
-            add(&mut names, country.iso_long_name(), t.clone());
+            add(&mut codes, &iso3, t.clone());
+            add(&mut codes, &country.alpha2().to_string(), t.clone());
+            add(&mut codes, country.number(), t.clone());
+            add(&mut official, country.iso_short_name(), t.clone());
+            add(&mut official, country.iso_long_name(), t.clone());
             for n in country.unofficial_name_list() {
-                add(&mut names, n, t.clone());
+                add(&mut official, n, t.clone());
             }
-            for loc in LOCALES {
-                if let Some(n) = country.translations().get(loc) {
-                    add(&mut names, n, t.clone());
+            for (loc, n) in country.translations() {
+                let tier = if matches!(*loc, "en" | "ru") { &mut official } else { &mut locales };
+                if LOCALES.contains(loc) {
+                    add(tier, n, t.clone());
                 }
             }
         }
-        // Our tables override: they are curated for exactly this use.
         for (code, iso3) in tsv_pairs(WB_CODES) {
-            names.insert(normalize(code), Target::Country(iso3.to_owned()));
-        }
-        for (alias, iso3) in tsv_pairs(ALIASES) {
-            names.insert(normalize(alias), Target::Country(iso3.to_owned()));
+            add(&mut codes, code, Target::Country(iso3.to_owned()));
         }
         for (code, name) in tsv_pairs(REGIONS) {
             if code != "REGION" {
-                names.insert(normalize(code), Target::Region);
+                codes.insert(normalize(code), Target::Region);
             }
-            names.insert(normalize(name), Target::Region);
+            add(&mut curated, name, Target::Region);
         }
-        let mut fuzzy: Vec<(String, String)> = names
+        for (alias, iso3) in tsv_pairs(ALIASES) {
+            add(&mut curated, alias, Target::Country(iso3.to_owned()));
+        }
+        let tiers = [codes, curated, official, locales];
+        let mut fuzzy: Vec<(String, String)> = tiers[1..]
             .iter()
+            .flat_map(|t| t.iter())
             .filter_map(|(k, t)| match t {
                 Target::Country(c) if k.chars().count() >= 5 => Some((k.clone(), c.clone())),
                 _ => None,
             })
             .collect();
         fuzzy.sort();
-        Self { names, fuzzy, cache: Mutex::new(HashMap::new()) }
+        fuzzy.dedup();
+        Self { tiers, fuzzy, cache: Mutex::new(HashMap::new()) }
     }
 
     /// Resolves one answer.
@@ -163,20 +168,23 @@ impl CountryResolver {
         if let Some(r) = self.exact(&key) {
             return r;
         }
-        // "City, Country" (or "Country, City"): try the parts separated by commas or slashes, last first.
-        let parts: Vec<String> =
-            text.split([',', '/', ';', '(', ')']).map(normalize).filter(|p| !p.is_empty()).collect();
-        if parts.len() > 1 {
-            let found: Vec<Resolution> = parts.iter().rev().filter_map(|p| self.exact(p)).collect();
-            if let Some(first) = found.first() {
-                return first.clone();
+        // "City, Country": the part after the last comma; "Country (City)": the part before the bracket.
+        // Never the part before a comma ("Korea, Dem. People's Rep." is not Korea).
+        let candidates = [text.rsplit(',').next().unwrap_or(text), text.split('(').next().unwrap_or(text)];
+        for part in candidates {
+            let k = normalize(part);
+            if !k.is_empty()
+                && k != key
+                && let Some(r) = self.exact(&k)
+            {
+                return r;
             }
         }
         self.typo(&key)
     }
 
     fn exact(&self, key: &str) -> Option<Resolution> {
-        self.names.get(key).map(|t| match t {
+        self.tiers.iter().find_map(|t| t.get(key)).map(|t| match t {
             Target::Country(c) => Resolution::Country(c.clone()),
             Target::Region => Resolution::Region,
             Target::Ambiguous => Resolution::Ambiguous,
