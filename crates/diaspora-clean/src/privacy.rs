@@ -152,7 +152,8 @@ mod tests {
         assert_eq!(p.restriction("Q9"), Some(Restriction::Identifier));
         assert_eq!(p.restriction("Q2"), None);
         p.rename("IPAddress", "ip");
-        let drop: Vec<String> = p.to_drop(&cols.iter().map(|c| c.replace("IPAddress", "ip")).collect::<Vec<_>>())
+        let drop: Vec<String> = p
+            .to_drop(&cols.iter().map(|c| c.replace("IPAddress", "ip")).collect::<Vec<_>>())
             .into_iter()
             .map(|(c, _)| c)
             .collect();

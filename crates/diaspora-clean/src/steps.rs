@@ -188,9 +188,8 @@ pub fn apply_step(
                 let nb = rebuild(schema.clone(), cols)?;
                 // The original answer is kept (redacted of contact data) so the alias table can learn from it.
                 Ok(filter_rows(&nb, ctx, |r| {
-                    reasons[r].map(|why| {
-                        (why.to_owned(), Some(column.clone()), a.is_valid(r).then(|| redact(a.value(r))))
-                    })
+                    reasons[r]
+                        .map(|why| (why.to_owned(), Some(column.clone()), a.is_valid(r).then(|| redact(a.value(r)))))
                 }))
             })
         }
@@ -207,12 +206,8 @@ pub fn apply_step(
                 })?;
                 let tz = jiff::tz::TimeZone::get(&zone_name)
                     .map_err(|_| Error::config(format!("{path}: unknown time zone {zone_name:?}")))?;
-                let schema = replace_field(
-                    &out.schema,
-                    i,
-                    c,
-                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                );
+                let schema =
+                    replace_field(&out.schema, i, c, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
                 let t = Table { schema: schema.clone(), ..out };
                 let step_out = per_batch(t, ctx, |b| {
                     let a = text(b, i, c, path)?;
@@ -246,9 +241,9 @@ pub fn apply_step(
         }
         Step::Pseudonymize { column, into } => {
             let i = col(column, "column")?;
-            let key = ctx.key.ok_or_else(|| {
-                Error::config(format!("{path}: pseudonymize needs a key, and none was loaded"))
-            })?;
+            let key = ctx
+                .key
+                .ok_or_else(|| Error::config(format!("{path}: pseudonymize needs a key, and none was loaded")))?;
             let schema = replace_field(&table.schema, i, into, DataType::Utf8);
             let t = Table { schema: schema.clone(), ..table };
             per_batch(t, ctx, |b| {
@@ -294,8 +289,9 @@ pub fn apply_step(
 fn column_index(table: &Table, name: &str, key: &str, ctx: &CleanContext<'_>) -> Result<usize> {
     table.schema.index_of(name).map_err(|_| {
         let names = table.column_names();
-        let hint =
-            did_you_mean(name, names.iter().map(String::as_str)).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
+        let hint = did_you_mean(name, names.iter().map(String::as_str))
+            .map(|s| format!(" (did you mean {s:?}?)"))
+            .unwrap_or_default();
         Error::config(format!(
             "{key}: {} has no column {name:?} at this step{hint}; it has {} columns",
             ctx.location,
@@ -505,11 +501,8 @@ fn row_hash(b: &RecordBatch, r: usize, skip: Option<usize>) -> u128 {
 fn dedupe_exact(table: Table) -> Result<StepOutput> {
     let line_idx = table.schema.index_of(LINE_COL).ok();
     // Hash in parallel, decide in input order (the first occurrence is kept).
-    let hashes: Vec<Vec<u128>> = table
-        .batches
-        .par_iter()
-        .map(|b| (0..b.num_rows()).map(|r| row_hash(b, r, line_idx)).collect())
-        .collect();
+    let hashes: Vec<Vec<u128>> =
+        table.batches.par_iter().map(|b| (0..b.num_rows()).map(|r| row_hash(b, r, line_idx)).collect()).collect();
     let mut seen: HashSet<u128> = HashSet::with_capacity(table.num_rows());
     let mut duplicates = 0u64;
     let mut batches = Vec::with_capacity(table.batches.len());
@@ -520,7 +513,8 @@ fn dedupe_exact(table: Table) -> Result<StepOutput> {
         if kept == b.num_rows() {
             batches.push(b.clone());
         } else if kept > 0 {
-            batches.push(arrow_select::filter::filter_record_batch(b, &mask).map_err(|e| Error::internal(e.to_string()))?);
+            batches
+                .push(arrow_select::filter::filter_record_batch(b, &mask).map_err(|e| Error::internal(e.to_string()))?);
         }
     }
     Ok(StepOutput { table: Table { batches, ..table }, rejects: Vec::new(), duplicates })
@@ -559,11 +553,13 @@ fn dedupe_by(table: Table, k: usize, o: usize, keep: Keep, path: &str) -> Result
     let mut batches = Vec::new();
     for (bi, b) in table.batches.iter().enumerate() {
         let keys = text(b, k, "key", path)?;
-        let mask: BooleanArray = (0..b.num_rows()).map(|r| Some(keys.is_null(r) || winners.contains(&(bi, r)))).collect();
+        let mask: BooleanArray =
+            (0..b.num_rows()).map(|r| Some(keys.is_null(r) || winners.contains(&(bi, r)))).collect();
         let kept = mask.true_count();
         duplicates += (b.num_rows() - kept) as u64;
         if kept > 0 {
-            batches.push(arrow_select::filter::filter_record_batch(b, &mask).map_err(|e| Error::internal(e.to_string()))?);
+            batches
+                .push(arrow_select::filter::filter_record_batch(b, &mask).map_err(|e| Error::internal(e.to_string()))?);
         }
     }
     Ok(StepOutput { table: Table { batches, ..table }, rejects: Vec::new(), duplicates })

@@ -27,11 +27,8 @@ pub fn read_qualtrics_csv(bytes: &[u8], opts: &QualtricsOptions) -> Result<ReadO
     let tabs = first_line.iter().filter(|b| **b == b'\t').count();
     let commas = first_line.iter().filter(|b| **b == b',').count();
     let delimiter = if tabs > commas { b'\t' } else { b',' };
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(&text[..]);
+    let mut rdr =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(&text[..]);
     let mut records = rdr.byte_records();
     let mut next_header = |what: &str| -> Result<csv::ByteRecord> {
         match records.next() {

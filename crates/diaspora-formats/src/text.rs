@@ -20,7 +20,8 @@ mod tests {
     #[test]
     fn boms_are_handled() {
         assert_eq!(&*decode_text(b"\xEF\xBB\xBFa,b"), b"a,b");
-        let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain("Грузия".encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        let utf16: Vec<u8> =
+            [0xFF, 0xFE].into_iter().chain("Грузия".encode_utf16().flat_map(u16::to_le_bytes)).collect();
         assert_eq!(&*decode_text(&utf16), "Грузия".as_bytes());
         assert_eq!(&*decode_text(b"plain"), b"plain");
     }

@@ -1,1 +1,308 @@
-//! placeholder
+//! Runs a pipeline: read and clean every source, combine, write every dataset to staging, verify, publish
+//! atomically, and write the run report that proves every input row is accounted for.
+
+mod key;
+mod report;
+mod sources;
+
+pub use key::load_key;
+pub use report::{DatasetReport, RunReport, SourceReport, dataset_report};
+
+use diaspora_clean::{CleanContext, CountryResolver, PrivacyPolicy, apply_step};
+use diaspora_config::{CombineSpec, Pipeline, Settings, SourceKind, Step};
+use diaspora_core::{Error, LINE_COL, Reject, Result, SourceRecord, Table, now_rfc3339};
+use diaspora_sink::{Layout, Lock, Manifest, PublishOutcome, publish, write_dataset};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tracing::info;
+
+/// Runs `pipeline` with `settings`. `pipeline_text` is the file's text, part of the run fingerprint.
+pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Result<RunReport> {
+    let started_at = now_rfc3339();
+    let layout = Layout::new(&settings.data_root);
+    std::fs::create_dir_all(layout.meta()).map_err(|e| Error::io(&layout.meta(), "create", &e))?;
+    let _lock = Lock::acquire(&layout, &pipeline.name)?;
+    // We hold the lock: staging left by an interrupted run of this pipeline is garbage now.
+    clean_staging(&layout, &pipeline.name)?;
+    let run_id = run_id(&pipeline.name);
+    info!(pipeline = %pipeline.name, run_id = %run_id, profile = %settings.profile, "run started");
+
+    let needs_key = pipeline.sources.iter().any(|s| s.steps.iter().any(|st| matches!(st, Step::Pseudonymize { .. })));
+    let key = if needs_key { Some(load_key(settings)?) } else { None };
+    let resolver = CountryResolver::new();
+
+    // Fetch every source first: a run whose inputs have not changed since the last published run stops here.
+    let raws = pipeline.sources.iter().map(|s| sources::fetch(s, settings)).collect::<Result<Vec<_>>>()?;
+    let fingerprint = fingerprint(pipeline_text, settings, &raws);
+    let state_path = layout.meta().join("state").join(format!("{}.json", pipeline.name));
+    if let Some(prev) = read_state(&state_path)
+        && prev.fingerprint == fingerprint
+        && prev.datasets.iter().all(|(ds, v)| layout.current_version(ds).as_deref() == Some(v.as_str()))
+    {
+        info!(pipeline = %pipeline.name, "inputs unchanged since the last publish; nothing to do");
+        let mut report = RunReport::up_to_date(&run_id, pipeline, settings, started_at, prev.report_run_id);
+        report.finished_at = now_rfc3339();
+        report::write(&layout, &report)?;
+        return Ok(report);
+    }
+
+    let mut tables: HashMap<String, Table> = HashMap::new();
+    let mut all_rejects: Vec<Reject> = Vec::new();
+    let mut source_reports = Vec::new();
+    let mut records: Vec<SourceRecord> = Vec::new();
+    let mut privacy = report::PrivacyReport::default();
+    if let Some(k) = &key {
+        privacy.key_id = Some(k.key_id());
+    }
+    for (i, (spec, raw)) in pipeline.sources.iter().zip(raws).enumerate() {
+        let at = format!("sources[{i}]");
+        records.extend(raw.records.iter().cloned());
+        let read = sources::read(spec, &raw, settings)?;
+        let mut sr = SourceReport::new(&spec.id, read.rows_read);
+        for r in &read.rejects {
+            *sr.rejected.entry(r.reason.clone()).or_default() += 1;
+        }
+        let mut rejects = read.rejects;
+        let mut table = read.table;
+        let mut policy = PrivacyPolicy::for_source(&table.column_names(), &table.meta, &spec.privacy);
+        let location = spec.location.clone().unwrap_or_else(|| format!("World Bank API ({})", spec.id));
+        let ctx = CleanContext { source: &spec.id, location: &location, resolver: &resolver, key: key.as_ref() };
+        for (j, step) in spec.steps.iter().enumerate() {
+            let out = apply_step(table, step, &format!("{at}.steps[{j}]"), &ctx, &mut policy)?;
+            for r in &out.rejects {
+                *sr.rejected.entry(r.reason.clone()).or_default() += 1;
+            }
+            sr.duplicates += out.duplicates;
+            rejects.extend(out.rejects);
+            table = out.table;
+            if let Step::Pseudonymize { column, .. } = step {
+                policy.rename(column, "\u{0}pseudonymised");
+            }
+        }
+        // Privacy: restricted columns never leave the source unless an allowance names them.
+        let cols = table.column_names();
+        let drop = policy.to_drop(&cols);
+        for (c, r) in &drop {
+            privacy.dropped.push(report::DroppedColumn { source: spec.id.clone(), column: c.clone(), restriction: *r });
+        }
+        for (c, r, why) in policy.allowances(&cols) {
+            tracing::warn!(source = %spec.id, column = %c, "restricted column published under an allowance");
+            privacy.allowances.push(report::AllowanceUsed {
+                source: spec.id.clone(),
+                column: c,
+                restriction: r,
+                reason: why,
+            });
+        }
+        let drop_names: Vec<&str> = drop.iter().map(|(c, _)| c.as_str()).collect();
+        table = project_away(table, &drop_names)?;
+        sr.passed = table.num_rows() as u64;
+        sr.check_balance()?;
+        if let Some(max) = spec.max_reject_share {
+            let share = sr.rejected_total() as f64 / sr.read.max(1) as f64;
+            if share > max {
+                return Err(Error::data(format!(
+                    "source {}: {:.1}% of rows rejected, above max_reject_share {:.1}%; nothing was published \
+                     (see the rejects by reason with --log-format json at debug level)",
+                    spec.id,
+                    share * 100.0,
+                    max * 100.0
+                )));
+            }
+        }
+        info!(source = %spec.id, read = sr.read, passed = sr.passed, rejected = sr.rejected_total(), duplicates = sr.duplicates, "source cleaned");
+        source_reports.push(sr);
+        all_rejects.extend(rejects);
+        tables.insert(spec.id.clone(), table);
+    }
+
+    let mut suppression = report::SuppressionReport::default();
+    for (i, c) in pipeline.combine.iter().enumerate() {
+        let at = format!("combine[{i}]");
+        let get = |id: &str| tables.get(id).ok_or_else(|| Error::internal(format!("{at}: {id} not computed")));
+        let out = match c {
+            CombineSpec::Pivot { from, .. } => diaspora_transform::pivot(&strip_lines(get(from)?)?, &at)?,
+            CombineSpec::AsofJoin { left, right, on, left_time, right_time, max_lag, .. } => {
+                diaspora_transform::asof_join(get(left)?, get(right)?, on, left_time, right_time, *max_lag, &at)?
+            }
+            CombineSpec::Summary { from, by, weight, shares, carry, min_cell, .. } => {
+                let k = min_cell.unwrap_or(settings.min_cell);
+                let (t, p, comp) =
+                    diaspora_transform::summary(get(from)?, by, weight.as_deref(), shares, carry, k, &at)?;
+                suppression.tables.push(report::SuppressedTable {
+                    table: c.id().to_owned(),
+                    min_cell: k,
+                    primary: p,
+                    complementary: comp,
+                });
+                t
+            }
+        };
+        tables.insert(c.id().to_owned(), out);
+    }
+
+    // Write everything to staging first; publish only when every dataset was written and verified.
+    let staging = layout.staging(&format!("{}-{run_id}", pipeline.name));
+    let mut outputs: Vec<(String, Table, Vec<String>)> = Vec::new();
+    for o in &pipeline.outputs {
+        let t = strip_lines(tables.get(&o.from).ok_or_else(|| Error::internal(format!("{} not computed", o.from)))?)?;
+        outputs.push((o.dataset.clone(), t, o.partition_by.clone()));
+    }
+    outputs.push(("rejects".into(), report::rejects_table(&all_rejects)?, Vec::new()));
+    let mut dataset_reports = BTreeMap::new();
+    let mut staged = Vec::new();
+    for (ds, table, partition_by) in &outputs {
+        guard_no_identifiers(ds, table, &privacy)?;
+        let dir = staging.join(ds);
+        let files = write_dataset(table, partition_by, &dir)?;
+        let written: u64 = files.files.iter().map(|f| f.rows).sum();
+        if written != table.num_rows() as u64 {
+            return Err(Error::internal(format!("{ds}: wrote {written} rows of {}", table.num_rows())));
+        }
+        let rep = dataset_report(ds, table, partition_by, &files);
+        let manifest = Manifest {
+            dataset: ds.clone(),
+            version: files.version.clone(),
+            pipeline: pipeline.name.clone(),
+            run_id: run_id.clone(),
+            created_at: now_rfc3339(),
+            rows: written,
+            partition_by: partition_by.clone(),
+            schema: rep.columns.iter().map(|c| (c.name.clone(), c.r#type.clone())).collect(),
+            files: files.files.clone(),
+            sources: records.clone(),
+        };
+        dataset_reports.insert(ds.clone(), rep);
+        staged.push((dir, manifest));
+    }
+    let mut published = BTreeMap::new();
+    for (dir, manifest) in &staged {
+        let outcome = publish(&layout, dir, manifest, settings.retention)?;
+        let (state, version) = match outcome {
+            PublishOutcome::Published(v) => ("published", v),
+            PublishOutcome::Unchanged(v) => ("unchanged", v),
+        };
+        if let Some(r) = dataset_reports.get_mut(&manifest.dataset) {
+            r.version = version.clone();
+            r.outcome = state.into();
+        }
+        published.insert(manifest.dataset.clone(), version);
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    let mut report = RunReport {
+        run_id: run_id.clone(),
+        pipeline: pipeline.name.clone(),
+        profile: settings.profile.clone(),
+        started_at,
+        finished_at: now_rfc3339(),
+        status: if dataset_reports.values().all(|d| d.outcome == "unchanged") {
+            "up_to_date".into()
+        } else {
+            "published".into()
+        },
+        sources: source_reports,
+        datasets: dataset_reports,
+        privacy,
+        suppression,
+        inputs: records,
+        up_to_date_since: None,
+    };
+    report.finished_at = now_rfc3339();
+    report::write(&layout, &report)?;
+    write_state(&state_path, &State { fingerprint, datasets: published, report_run_id: run_id })?;
+    Ok(report)
+}
+
+fn run_id(pipeline: &str) -> String {
+    let mut r = [0u8; 4];
+    let _ = getrandom::fill(&mut r);
+    let ts = now_rfc3339().replace([':', '-'], "");
+    format!("{ts}-{}-{}", diaspora_core::hex(&r), pipeline.len())
+}
+
+fn clean_staging(layout: &Layout, pipeline: &str) -> Result<()> {
+    let dir = layout.meta().join("staging");
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&format!("{pipeline}-")) {
+                std::fs::remove_dir_all(e.path()).map_err(|err| Error::io(&e.path(), "remove", &err))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn strip_lines(t: &Table) -> Result<Table> {
+    project_away(t.clone(), &[LINE_COL])
+}
+
+fn project_away(t: Table, names: &[&str]) -> Result<Table> {
+    let keep: Vec<usize> =
+        (0..t.schema.fields().len()).filter(|&i| !names.contains(&t.schema.field(i).name().as_str())).collect();
+    if keep.len() == t.schema.fields().len() {
+        return Ok(t);
+    }
+    let schema = Arc::new(t.schema.project(&keep).map_err(|e| Error::internal(e.to_string()))?);
+    let batches = t
+        .batches
+        .iter()
+        .map(|b| b.project(&keep))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::internal(e.to_string()))?;
+    Ok(Table { schema, batches, meta: t.meta })
+}
+
+/// Last line of defence: no built-in identifier or respondent-id column reaches a writer without an allowance.
+fn guard_no_identifiers(dataset: &str, t: &Table, privacy: &report::PrivacyReport) -> Result<()> {
+    for c in t.column_names() {
+        let lower = c.to_lowercase();
+        let builtin = diaspora_clean::privacy::BUILTIN_IDENTIFIERS.iter().any(|b| b.to_lowercase() == lower)
+            || diaspora_clean::privacy::BUILTIN_RESPONDENT_IDS.contains(&c.as_str());
+        if builtin && !privacy.allowances.iter().any(|a| a.column == c) {
+            return Err(Error::internal(format!(
+                "{dataset}: identifier column {c:?} reached the writer without an allowance; refusing to write"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct State {
+    fingerprint: String,
+    datasets: BTreeMap<String, String>,
+    report_run_id: String,
+}
+
+fn fingerprint(pipeline_text: &str, settings: &Settings, raws: &[sources::Fetched]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(pipeline_text.as_bytes());
+    h.update(format!("{}|{}|{}", settings.min_cell, settings.batch_rows, settings.retention).as_bytes());
+    for r in raws {
+        for rec in &r.records {
+            h.update(rec.sha256.as_bytes());
+        }
+    }
+    diaspora_core::hex(&h.finalize())
+}
+
+fn read_state(path: &std::path::Path) -> Option<State> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn write_state(path: &std::path::Path, state: &State) -> Result<()> {
+    let dir = path.parent().expect("state path has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create", &e))?;
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::internal(e.to_string()))?;
+    diaspora_sink::fault_point("write state");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, "write", &e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", &e))
+}
+
+/// Whether a source is read from recorded responses in this run.
+pub fn is_offline(kind: SourceKind, settings: &Settings) -> bool {
+    kind == SourceKind::WorldbankApi && settings.offline
+}

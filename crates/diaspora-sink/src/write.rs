@@ -132,8 +132,12 @@ pub fn write_dataset(table: &Table, partition_by: &[String], dir: &Path) -> Resu
         return Err(Error::data(format!("{} partitions exceed the limit of 4096", routes.len())));
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create", &e))?;
-    let projected: Vec<RecordBatch> =
-        table.batches.iter().map(|b| b.project(&keep)).collect::<std::result::Result<_, _>>().map_err(|e| Error::internal(e.to_string()))?;
+    let projected: Vec<RecordBatch> = table
+        .batches
+        .iter()
+        .map(|b| b.project(&keep))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::internal(e.to_string()))?;
     let jobs: Vec<(String, String, Vec<(usize, usize)>)> = if routes.is_empty() {
         vec![(String::new(), String::new(), Vec::new())]
     } else {
@@ -142,7 +146,8 @@ pub fn write_dataset(table: &Table, partition_by: &[String], dir: &Path) -> Resu
     let mut files: Vec<FileEntry> = jobs
         .par_iter()
         .map(|(path, key, rows)| {
-            let rel = if path.is_empty() { "part-00000.parquet".to_owned() } else { format!("{path}/part-00000.parquet") };
+            let rel =
+                if path.is_empty() { "part-00000.parquet".to_owned() } else { format!("{path}/part-00000.parquet") };
             let full = dir.join(&rel);
             if let Some(parent) = full.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create", &e))?;

@@ -258,10 +258,8 @@ pub fn summary(
     let (hidden, primary, complementary) = suppress(&cells, u64::from(min_cell));
     let margin = |v: &Option<String>| v.as_deref() == Some("*");
     let mut level = StringBuilder::new();
-    let mut keys: Vec<(DataType, Vec<Option<String>>)> = by_idx
-        .iter()
-        .map(|&c| (input.schema.field(c).data_type().clone(), Vec::new()))
-        .collect();
+    let mut keys: Vec<(DataType, Vec<Option<String>>)> =
+        by_idx.iter().map(|&c| (input.schema.field(c).data_type().clone(), Vec::new())).collect();
     let mut count = Int64Builder::new();
     let mut share_b: Vec<Float64Builder> = shares.iter().map(|_| Float64Builder::new()).collect();
     let mut carry_b: Vec<Float64Builder> = carry.iter().map(|_| Float64Builder::new()).collect();
@@ -296,9 +294,11 @@ pub fn summary(
     for (name, (dt, vals)) in by.iter().zip(keys) {
         fields.push(Field::new(name, dt.clone(), true));
         cols.push(match dt {
-            DataType::Int32 => {
-                Arc::new(vals.iter().map(|v| v.as_ref().and_then(|s| s.parse::<i32>().ok())).collect::<arrow_array::Int32Array>())
-            }
+            DataType::Int32 => Arc::new(
+                vals.iter()
+                    .map(|v| v.as_ref().and_then(|s| s.parse::<i32>().ok()))
+                    .collect::<arrow_array::Int32Array>(),
+            ),
             _ => Arc::new(vals.iter().map(|v| v.as_deref()).collect::<arrow_array::StringArray>()),
         });
     }
