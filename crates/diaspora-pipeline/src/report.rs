@@ -309,13 +309,13 @@ pub fn dataset_report(name: &str, table: &Table, partition_by: &[String], files:
     }
 }
 
-/// The `rejects` dataset: source, line, reason, column and the (redacted, never restricted) value.
+/// The `rejects` dataset: source, line, reason, column_name and the (redacted, never restricted) value.
 pub(crate) fn rejects_table(rejects: &[Reject]) -> Result<Table> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
         Field::new("line", DataType::Int64, false),
         Field::new("reason", DataType::Utf8, false),
-        Field::new("column", DataType::Utf8, true),
+        Field::new("column_name", DataType::Utf8, true),
         Field::new("value", DataType::Utf8, true),
     ]));
     let mut sorted: Vec<&Reject> = rejects.iter().collect();
