@@ -44,4 +44,14 @@ fi
 export DIASPORA_PYTHON="$PWD/$PY"
 
 echo "==> [3/3] cargo test --workspace --locked $*"
-exec cargo test --workspace --locked "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over all test binaries (cargo prints one per binary, the last often a doc-test run).
+passed=$(grep -Eo 'test result: [A-Z]+\. [0-9]+ passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
+echo "cargo test: ${passed} passed, ${failed} failed"
+exit "$status"

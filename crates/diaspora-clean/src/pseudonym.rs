@@ -27,7 +27,7 @@ impl PseudonymKey {
     /// Parses a key from text: 64+ hex digits are decoded, anything else is taken as raw bytes (trimmed).
     pub fn from_text(text: &str) -> Result<Self, String> {
         let t = text.trim();
-        if t.len() >= 2 * MIN_KEY_BYTES && t.len() % 2 == 0 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if t.len() >= 2 * MIN_KEY_BYTES && t.len().is_multiple_of(2) && t.bytes().all(|b| b.is_ascii_hexdigit()) {
             let bytes = (0..t.len()).step_by(2).map(|i| u8::from_str_radix(&t[i..i + 2], 16).unwrap_or(0)).collect();
             return Self::new(bytes);
         }

@@ -56,8 +56,15 @@ pub fn parse_pipeline(text: &str) -> Result<Pipeline, Vec<Problem>> {
     let sources: Vec<SourceSpec> = elements(&root, "sources", true, &mut problems);
     let combine: Vec<CombineSpec> = elements(&root, "combine", false, &mut problems);
     let outputs: Vec<OutputSpec> = elements(&root, "outputs", true, &mut problems);
+    // Ids of elements that failed to parse still count as defined, so one bad source does not cascade.
+    let raw_ids: Vec<String> = ["sources", "combine"]
+        .iter()
+        .filter_map(|k| root.get(*k).and_then(|v| v.as_array()))
+        .flatten()
+        .filter_map(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned))
+        .collect();
     let pipeline = Pipeline { name, description, sources, combine, outputs };
-    check_semantics(&pipeline, &mut problems);
+    check_semantics(&pipeline, &raw_ids, &mut problems);
     if problems.is_empty() { Ok(pipeline) } else { Err(problems) }
 }
 
@@ -99,9 +106,7 @@ fn deserialize_collecting<T: DeserializeOwned>(
                     let at = found.clone().unwrap_or_else(|| format!("{path}.{field}"));
                     let exp: Vec<&str> = expected.iter().map(String::as_str).collect();
                     problems.push(unknown_key(&at, &field, &exp));
-                    if found.is_none() {
-                        return None;
-                    }
+                    found.as_ref()?;
                     continue;
                 }
                 if let Some((variant, expected)) = parse_unknown(&msg, "unknown variant `") {
@@ -114,9 +119,10 @@ fn deserialize_collecting<T: DeserializeOwned>(
                         path: at.clone().unwrap_or_else(|| path.to_owned()),
                         message: format!("unknown value {variant:?}{hint}; valid values: {}", exp.join(", ")),
                     });
-                    // Substitute a valid value and go on, so the rest of the element is still checked.
-                    match (at, exp.first()) {
-                        (Some(at), Some(first)) if replace_value(&mut value, &at, path, first) => continue,
+                    // Substitute the suggested value and go on, so the rest of the element is still checked;
+                    // without a suggestion, further messages would only be echoes of this one.
+                    match (at, did_you_mean(&variant, exp.iter().copied())) {
+                        (Some(at), Some(s)) if replace_value(&mut value, &at, path, s) => continue,
                         _ => return None,
                     }
                 }
@@ -201,7 +207,7 @@ fn is_safe_name(s: &str) -> bool {
         && !s.starts_with('_')
 }
 
-fn check_semantics(p: &Pipeline, problems: &mut Vec<Problem>) {
+fn check_semantics(p: &Pipeline, raw_ids: &[String], problems: &mut Vec<Problem>) {
     let mut push = |path: String, message: String| problems.push(Problem { path, message });
     if !p.name.is_empty() && !is_safe_name(&p.name) {
         push("name".into(), "must be lower-case letters, digits and _ (it names the lock file)".into());
@@ -265,7 +271,11 @@ fn check_semantics(p: &Pipeline, problems: &mut Vec<Problem>) {
     for (i, c) in p.combine.iter().enumerate() {
         let at = format!("combine[{i}]");
         for input in c.inputs() {
-            if !ids.iter().any(|id| id == input) {
+            // An element that failed to parse was already reported; do not report its readers too.
+            let unparsed = raw_ids.iter().any(|r| r == input)
+                && !p.sources.iter().any(|s| s.id == input)
+                && !p.combine.iter().any(|x| x.id() == input);
+            if !ids.iter().any(|id| id == input) && !unparsed {
                 let hint = did_you_mean(input, ids.iter().map(String::as_str))
                     .map(|s| format!(" (did you mean {s:?}?)"))
                     .unwrap_or_default();
@@ -293,7 +303,7 @@ fn check_semantics(p: &Pipeline, problems: &mut Vec<Problem>) {
         if !datasets.insert(o.dataset.clone()) {
             push(format!("{at}.dataset"), format!("duplicate dataset {:?}", o.dataset));
         }
-        if !ids.iter().any(|id| *id == o.from) {
+        if !ids.contains(&o.from) && !raw_ids.contains(&o.from) {
             let hint = did_you_mean(&o.from, ids.iter().map(String::as_str))
                 .map(|s| format!(" (did you mean {s:?}?)"))
                 .unwrap_or_default();

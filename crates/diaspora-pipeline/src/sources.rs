@@ -30,15 +30,18 @@ pub fn fetch(spec: &SourceSpec, settings: &Settings) -> Result<Fetched> {
                 )));
             }
             for code in spec.indicators.keys() {
-                let first = worldbank_offline_page(&spec.id, &settings.worldbank.offline_dir, code, 1)?;
-                let what = format!("World Bank indicator {code} page 1 ({})", first.record.location);
-                let meta = parse_worldbank_page(&first.bytes, &what)?;
-                docs.push((code.clone(), first));
-                for page in 2..=meta.pages {
-                    docs.push((
-                        code.clone(),
-                        worldbank_offline_page(&spec.id, &settings.worldbank.offline_dir, code, page)?,
-                    ));
+                let mut page = 1;
+                loop {
+                    let mut raw = worldbank_offline_page(&spec.id, &settings.worldbank.offline_dir, code, page)?;
+                    let what = format!("World Bank indicator {code} ({})", raw.record.location);
+                    let meta = parse_worldbank_page(&raw.bytes, &what)?;
+                    // The publisher's vintage travels with the bytes into the manifest.
+                    raw.record.vintage = meta.lastupdated.clone();
+                    docs.push((code.clone(), raw));
+                    if page >= meta.pages {
+                        break;
+                    }
+                    page += 1;
                 }
             }
         }
@@ -139,6 +142,6 @@ fn read_worldbank(spec: &SourceSpec, fetched: &Fetched) -> Result<ReadOutput> {
     ];
     let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::internal(e.to_string()))?;
     let mut table = Table::new(schema, vec![batch]);
-    table.meta.vintage = vintages.into_iter().last();
+    table.meta.vintage = vintages.into_iter().next_back();
     Ok(ReadOutput { table, rejects, rows_read })
 }

@@ -67,6 +67,9 @@ pub struct Manifest {
     pub sources: Vec<SourceRecord>,
 }
 
+/// A partition's directory, its decoded key and its rows as (batch, row).
+type Route = (String, String, Vec<(usize, usize)>);
+
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
@@ -138,7 +141,7 @@ pub fn write_dataset(table: &Table, partition_by: &[String], dir: &Path) -> Resu
         .map(|b| b.project(&keep))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| Error::internal(e.to_string()))?;
-    let jobs: Vec<(String, String, Vec<(usize, usize)>)> = if routes.is_empty() {
+    let jobs: Vec<Route> = if routes.is_empty() {
         vec![(String::new(), String::new(), Vec::new())]
     } else {
         routes.into_iter().map(|(p, (k, rows))| (p, k, rows)).collect()

@@ -139,13 +139,12 @@ fn rank(mut m: Vec<Vec<f64>>) -> usize {
             continue;
         }
         m.swap(r, p);
-        for i in 0..m.len() {
-            if i != r {
-                let f = m[i][c] / m[r][c];
-                if f != 0.0 {
-                    for j in c..cols {
-                        m[i][j] -= f * m[r][j];
-                    }
+        let pivot = m[r].clone();
+        for (i, row) in m.iter_mut().enumerate() {
+            let f = row[c] / pivot[c];
+            if i != r && f != 0.0 {
+                for (x, pv) in row[c..].iter_mut().zip(&pivot[c..]) {
+                    *x -= f * pv;
                 }
             }
         }
