@@ -71,6 +71,9 @@ fn main() {
             e.kind.exit_code()
         }
     };
+    if std::env::var_os("DIASPORA_FAULT_AT").is_some() || std::env::var_os("DIASPORA_FAULT_IO_AT").is_some() {
+        eprintln!("fault points passed: {}", diaspora_sink::fault_points_passed());
+    }
     std::process::exit(code);
 }
 

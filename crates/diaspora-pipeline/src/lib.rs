@@ -297,7 +297,7 @@ fn write_state(path: &std::path::Path, state: &State) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create", &e))?;
     let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::internal(e.to_string()))?;
-    diaspora_sink::fault_point("write state");
+    diaspora_sink::fault_point("write state")?;
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, "write", &e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", &e))
 }

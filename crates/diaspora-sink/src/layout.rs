@@ -110,27 +110,30 @@ pub fn publish(layout: &Layout, staged: &Path, manifest: &Manifest, retention: u
         // Identical content was published before (for example before a rollback): reuse it.
         fs::remove_dir_all(staged).map_err(|e| Error::io(staged, "remove", &e))?;
     } else {
-        fault_point("move version into place");
+        fault_point("move version into place")?;
         fs::rename(staged, &target).map_err(|e| Error::io(&target, "move staged data to", &e))?;
         sync_dir(&versions)?;
     }
     let manifest_path = versions.join(format!("{version}.manifest.json"));
     let tmp = versions.join(format!(".{version}.manifest.json.tmp"));
     let json = serde_json::to_vec_pretty(manifest).map_err(|e| Error::internal(e.to_string()))?;
-    fault_point("write manifest");
+    fault_point("write manifest")?;
     write_synced(&tmp, &json)?;
     fs::rename(&tmp, &manifest_path).map_err(|e| Error::io(&manifest_path, "rename", &e))?;
     sync_dir(&versions)?;
     // Swap the symlink atomically: create it under a temporary name, then rename over the old one.
     let rel = Path::new("_diaspora").join("versions").join(ds).join(version);
-    let tmp_link = layout.root.join(format!(".{ds}.link.tmp"));
+    // The new link is made inside _diaspora (never where readers look), then renamed over the dataset name.
+    let links = layout.meta().join("links");
+    fs::create_dir_all(&links).map_err(|e| Error::io(&links, "create", &e))?;
+    let tmp_link = links.join(format!("{ds}.tmp"));
     let _ = fs::remove_file(&tmp_link);
-    fault_point("create new link");
+    fault_point("create new link")?;
     std::os::unix::fs::symlink(&rel, &tmp_link).map_err(|e| Error::io(&tmp_link, "create symlink", &e))?;
-    fault_point("swap link");
+    fault_point("swap link")?;
     fs::rename(&tmp_link, &link).map_err(|e| Error::io(&link, "swap symlink", &e))?;
     sync_dir(&layout.root)?;
-    fault_point("after publish");
+    fault_point("after publish")?;
     apply_retention(layout, ds, retention)?;
     Ok(PublishOutcome::Published(version.clone()))
 }
@@ -202,13 +205,10 @@ pub fn gc(layout: &Layout, retention: usize) -> Result<Vec<PathBuf>> {
             }
         }
     }
-    if let Ok(entries) = fs::read_dir(&layout.root) {
+    if let Ok(entries) = fs::read_dir(layout.meta().join("links")) {
         for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.ends_with(".link.tmp") {
-                let _ = fs::remove_file(e.path());
-                removed.push(e.path());
-            }
+            fs::remove_file(e.path()).map_err(|err| Error::io(&e.path(), "remove", &err))?;
+            removed.push(e.path());
         }
     }
     Ok(removed)

@@ -18,16 +18,35 @@ pub use layout::{Layout, Lock, PublishOutcome, gc, publish, read_manifest};
 pub use partition::{HIVE_NULL, encode_partition_value};
 pub use write::{DatasetFiles, FileEntry, Manifest, write_dataset};
 
-/// Crash-test hook: when `DIASPORA_FAULT_AT=<n>` is set, the process aborts at the n-th fault point (0-based)
-/// reached while writing and publishing. Used by the kill sweep in the test suite; unset in normal runs.
-pub fn fault_point(what: &str) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    static TARGET: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    let target = *TARGET.get_or_init(|| std::env::var("DIASPORA_FAULT_AT").ok().and_then(|v| v.parse().ok()));
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    if target == Some(n) {
-        eprintln!("fault injected at point {n} ({what})");
+/// Crash-test hooks at every step of writing and publishing.
+///
+/// - `DIASPORA_FAULT_AT=<n>`: the process aborts (no cleanup, like `kill -9`) at the n-th fault point (0-based).
+/// - `DIASPORA_FAULT_IO_AT=<n>`: the n-th fault point fails with an injected "No space left on device".
+///
+/// Both are for the crash tests; a normal run sets neither and each point costs one atomic increment.
+pub fn fault_point(what: &str) -> diaspora_core::Result<()> {
+    use std::sync::atomic::Ordering;
+    static TARGETS: std::sync::OnceLock<(Option<u64>, Option<u64>)> = std::sync::OnceLock::new();
+    let (abort_at, io_at) = *TARGETS.get_or_init(|| {
+        let get = |k: &str| std::env::var(k).ok().and_then(|v| v.parse().ok());
+        (get("DIASPORA_FAULT_AT"), get("DIASPORA_FAULT_IO_AT"))
+    });
+    let n = FAULT_POINTS.fetch_add(1, Ordering::SeqCst);
+    if abort_at == Some(n) {
+        eprintln!("fault injected: abort at point {n} ({what})");
         std::process::abort();
     }
+    if io_at == Some(n) {
+        return Err(diaspora_core::Error::internal(format!(
+            "{what}: No space left on device (os error 28, injected at fault point {n})"
+        )));
+    }
+    Ok(())
+}
+
+static FAULT_POINTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many fault points this process has passed (for the crash tests' sweep).
+pub fn fault_points_passed() -> u64 {
+    FAULT_POINTS.load(std::sync::atomic::Ordering::SeqCst)
 }

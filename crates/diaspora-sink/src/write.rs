@@ -179,7 +179,7 @@ pub fn write_dataset(table: &Table, partition_by: &[String], dir: &Path) -> Resu
 }
 
 fn write_file(path: &Path, schema: &SchemaRef, batches: &[RecordBatch], rows: &[(usize, usize)]) -> Result<u64> {
-    fault_point("create file");
+    fault_point(&format!("create {}", path.display()))?;
     let file = std::fs::File::create(path).map_err(|e| Error::io(path, "create", &e))?;
     let mut w = ArrowWriter::try_new(std::io::BufWriter::new(file), schema.clone(), Some(props()))
         .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
@@ -199,11 +199,11 @@ fn write_file(path: &Path, schema: &SchemaRef, batches: &[RecordBatch], rows: &[
             written += b.num_rows() as u64;
         }
     }
-    fault_point("write batches");
+    fault_point(&format!("write {}", path.display()))?;
     let mut inner = w.into_inner().map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
     inner.flush().map_err(|e| Error::io(path, "write", &e))?;
     let file = inner.into_inner().map_err(|e| Error::io(path, "write", e.error()))?;
     file.sync_all().map_err(|e| Error::io(path, "fsync", &e))?;
-    fault_point("fsync file");
+    fault_point(&format!("fsync {}", path.display()))?;
     Ok(written)
 }
