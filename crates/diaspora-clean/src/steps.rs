@@ -164,6 +164,9 @@ pub fn apply_step(
         }
         Step::Country { column, into } => {
             let i = col(column, "column")?;
+            // A typed answer (Qualtrics `_TEXT`) is free text: it may hold a name, so it is withheld from rejects;
+            // a coded or choice answer is shown, redacted of contact data.
+            let show = policy.may_show(column);
             let schema = replace_field(&table.schema, i, into, DataType::Utf8);
             let t = Table { schema: schema.clone(), ..table };
             per_batch(t, ctx, |b| {
@@ -186,10 +189,10 @@ pub fn apply_step(
                 let mut cols = b.columns().to_vec();
                 cols[i] = Arc::new(codes);
                 let nb = rebuild(schema.clone(), cols)?;
-                // The original answer is kept (redacted of contact data) so the alias table can learn from it.
                 Ok(filter_rows(&nb, ctx, |r| {
-                    reasons[r]
-                        .map(|why| (why.to_owned(), Some(column.clone()), a.is_valid(r).then(|| redact(a.value(r)))))
+                    reasons[r].map(|why| {
+                        (why.to_owned(), Some(column.clone()), (show && a.is_valid(r)).then(|| redact(a.value(r))))
+                    })
                 }))
             })
         }
