@@ -93,12 +93,23 @@ fn no_canary_reaches_any_output_of_any_pipeline() {
         let pipeline = tmp.path().join(&name);
         std::fs::write(&pipeline, replaced).unwrap();
         let root = tmp.path().join(format!("out-{name}"));
-        let out = diaspora(&["-vv", "--log-format", "json", "--data-root", root.to_str().unwrap(), "run", pipeline.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let out = diaspora(&[
+            "-vv",
+            "--log-format",
+            "json",
+            "--data-root",
+            root.to_str().unwrap(),
+            "run",
+            pipeline.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
         let logs = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "{name}: {logs}");
-        assert!(logs.contains("\"level\":\"TRACE\"") || logs.contains("DEBUG") || logs.contains("INFO"), "logs captured");
+        assert!(
+            logs.contains("\"level\":\"TRACE\"") || logs.contains("DEBUG") || logs.contains("INFO"),
+            "logs captured"
+        );
         search(&logs, &format!("{name}: logs"), &mut hits);
         // Names and non-Parquet files (manifests, reports, state) byte for byte.
         for (path, bytes) in files_under(&root) {
@@ -119,7 +130,10 @@ fn no_canary_reaches_any_output_of_any_pipeline() {
         search(&values, &format!("{name}: Parquet values"), &mut hits);
         // The rejected canary rows are there, with their line numbers, but without the planted text.
         let report = report(&root);
-        assert!(report["sources"][0]["rejected"]["country_unresolved"].as_u64().unwrap() > 60, "canary answers rejected");
+        assert!(
+            report["sources"][0]["rejected"]["country_unresolved"].as_u64().unwrap() > 60,
+            "canary answers rejected"
+        );
     }
     assert!(seeded >= 1, "no pipeline reads the survey export the canaries were planted in");
     assert!(hits.is_empty(), "canaries leaked:\n{}", hits.join("\n"));
@@ -147,8 +161,11 @@ fn the_canary_search_finds_a_planted_leak() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = report(&root);
     assert_eq!(r["privacy"]["allowances"][0]["column"], "RecipientEmail", "allowances are shown in the report");
-    let dump =
-        std::process::Command::new(python()).arg(repo().join("tests/interop/dump_values.py")).arg(&root).output().unwrap();
+    let dump = std::process::Command::new(python())
+        .arg(repo().join("tests/interop/dump_values.py"))
+        .arg(&root)
+        .output()
+        .unwrap();
     let mut hits = Vec::new();
     search(&String::from_utf8_lossy(&dump.stdout), "values", &mut hits);
     assert!(hits.iter().any(|h| h.contains("canary.alpha.7731@example.org")), "{hits:?}");
