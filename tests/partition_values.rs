@@ -11,6 +11,9 @@ use diaspora_core::Table;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+/// Directory names taken (lower-cased) and the rows (row number, value) of one dataset.
+type Group = (HashSet<String>, Vec<(i64, Option<String>)>);
+
 fn values() -> Vec<String> {
     let text = std::fs::read_to_string(repo().join("tests/data/naughty-strings/blns.txt")).unwrap();
     let mut seen = HashSet::new();
@@ -30,7 +33,7 @@ fn naughty_partition_values_round_trip_or_are_rejected_before_writing() {
     let tmp = tempfile::tempdir().unwrap();
     let mut rejected = Vec::new();
     // Values whose directory names would collide on a case-insensitive file system go to different datasets.
-    let mut groups: Vec<(HashSet<String>, Vec<(i64, Option<String>)>)> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     let mut all = values().into_iter().map(Some).collect::<Vec<_>>();
     all.push(None);
     for (n, v) in all.into_iter().enumerate() {
