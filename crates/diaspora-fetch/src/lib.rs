@@ -4,6 +4,9 @@
 //! manifest can trace each output to the exact bytes it came from. A missing or unreadable input is a data error
 //! (exit 65) naming the path.
 
+pub mod http;
+pub mod store;
+
 use diaspora_core::{Error, Result, SourceRecord, hex, now_rfc3339};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
