@@ -24,7 +24,30 @@ pub struct Settings {
     pub pseudonym: PseudonymSettings,
     /// World Bank Indicators API endpoint and the recorded pages used offline.
     pub worldbank: WorldBankSettings,
+    /// HTTP behaviour: timeouts, caps, retries, redirects, concurrency.
+    #[serde(default)]
+    pub http: HttpSettings,
+    /// Qualtrics API endpoint.
+    #[serde(default)]
+    pub qualtrics: EndpointSettings,
+    /// LimeSurvey RemoteControl endpoint.
+    #[serde(default)]
+    pub limesurvey: EndpointSettings,
+    /// IMF DataMapper endpoint.
+    #[serde(default)]
+    pub imf: EndpointSettings,
 }
+
+/// An API endpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSettings {
+    /// Base URL, e.g. `https://fra1.qualtrics.com` or `https://www.imf.org/external/datamapper`.
+    pub base_url: Option<String>,
+    /// First wait between polls of an asynchronous export (Qualtrics), in milliseconds.
+    pub poll_first_ms: Option<u64>,
+}
+
 
 /// How the keyed-pseudonym secret is found. The key itself is never part of settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +69,58 @@ pub struct WorldBankSettings {
     pub base_url: String,
     /// Directory of recorded pages (`<indicator>_p<n>.json`) read when `offline` is set.
     pub offline_dir: PathBuf,
+}
+
+/// HTTP tunables (the `[http]` settings section).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// TCP + TLS connect timeout.
+    pub connect_timeout_ms: u64,
+    /// Longest wait for the next bytes of a response.
+    pub read_timeout_ms: u64,
+    /// Longest a whole request (headers and body) may take.
+    pub total_timeout_ms: u64,
+    /// Largest body accepted, after decompression.
+    pub max_body_bytes: u64,
+    /// Attempts per request (1 = no retry).
+    pub max_attempts: u32,
+    /// Retries allowed across the whole run.
+    pub retry_budget: u32,
+    /// First backoff; doubles per attempt (full jitter: a uniform wait in `[0, backoff]`).
+    pub backoff_base_ms: u64,
+    /// Largest backoff.
+    pub backoff_max_ms: u64,
+    /// Longest `Retry-After` honoured; a longer one fails the request as temporary.
+    pub retry_after_cap_ms: u64,
+    /// Redirects followed per request.
+    pub max_redirects: u32,
+    /// Requests in flight per host.
+    pub per_host: usize,
+    /// Explicit proxy URL; environment proxies are never used.
+    pub proxy: Option<String>,
+    /// User-Agent header.
+    pub user_agent: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 10_000,
+            read_timeout_ms: 30_000,
+            total_timeout_ms: 300_000,
+            max_body_bytes: 512 * 1024 * 1024,
+            max_attempts: 5,
+            retry_budget: 50,
+            backoff_base_ms: 500,
+            backoff_max_ms: 30_000,
+            retry_after_cap_ms: 120_000,
+            max_redirects: 5,
+            per_host: 2,
+            proxy: None,
+            user_agent: concat!("diaspora/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
 }
 
 const BUILTIN: &str = r#"

@@ -27,6 +27,14 @@ pub enum SourceKind {
     File,
     /// The World Bank Indicators API v2 (recorded pages when offline).
     WorldbankApi,
+    /// A plain HTTP(S) URL (conditional GET, raw store).
+    Url,
+    /// The Qualtrics v3 response export (start, poll, download, unzip).
+    QualtricsApi,
+    /// LimeSurvey RemoteControl JSON-RPC `export_responses`.
+    LimesurveyRc,
+    /// The IMF DataMapper API.
+    ImfDatamapper,
 }
 
 /// How a source's bytes are decoded.
@@ -37,6 +45,10 @@ pub enum Format {
     QualtricsCsv,
     /// World Bank API v2 JSON pages.
     WorldbankJson,
+    /// LimeSurvey CSV export (one header row, `;` or `,`, quoted, BOM).
+    LimesurveyCsv,
+    /// Delimited text with one header row; the delimiter is sniffed.
+    Csv,
 }
 
 /// One input.
@@ -59,9 +71,21 @@ pub struct SourceSpec {
     /// World Bank: ISO3 codes of the countries to fetch.
     #[serde(default)]
     pub countries: Vec<String>,
-    /// World Bank: year range `FROM:TO`.
+    /// World Bank, IMF: year range `FROM:TO`.
     #[serde(default)]
     pub years: Option<String>,
+    /// Qualtrics (`SV_…`) or LimeSurvey (numeric) survey id.
+    #[serde(default)]
+    pub survey_id: Option<String>,
+    /// Environment variable holding the Qualtrics API token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// LimeSurvey user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Environment variable holding the LimeSurvey password.
+    #[serde(default)]
+    pub password_env: Option<String>,
     /// Largest share of rows that may be rejected before the run fails with exit 65.
     #[serde(default)]
     pub max_reject_share: Option<f64>,

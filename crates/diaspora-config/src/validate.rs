@@ -228,10 +228,35 @@ fn check_semantics(p: &Pipeline, raw_ids: &[String], problems: &mut Vec<Problem>
                     push(format!("{at}.location"), "missing: a path or file:// URL".into());
                 }
                 if s.format.is_none() {
-                    push(format!("{at}.format"), "missing; valid values: qualtrics_csv, worldbank_json".into());
+                    push(format!("{at}.format"), "missing; valid values: qualtrics_csv, limesurvey_csv, csv, worldbank_json".into());
                 }
             }
-            SourceKind::WorldbankApi => {
+            SourceKind::Url => {
+                match s.location.as_deref() {
+                    Some(l) if l.starts_with("http://") || l.starts_with("https://") => {}
+                    _ => push(format!("{at}.location"), "missing or not an http(s) URL".into()),
+                }
+                if s.format.is_none() {
+                    push(format!("{at}.format"), "missing; valid values: qualtrics_csv, limesurvey_csv, csv, worldbank_json".into());
+                }
+            }
+            SourceKind::QualtricsApi => {
+                if s.survey_id.is_none() {
+                    push(format!("{at}.survey_id"), "missing: the Qualtrics survey id (SV_…)".into());
+                }
+                if s.token_env.is_none() {
+                    push(format!("{at}.token_env"), "missing: the environment variable holding the API token".into());
+                }
+            }
+            SourceKind::LimesurveyRc => {
+                if s.survey_id.as_deref().is_none_or(|v| v.parse::<u64>().is_err()) {
+                    push(format!("{at}.survey_id"), "missing or not numeric: the LimeSurvey survey id".into());
+                }
+                if s.username.is_none() || s.password_env.is_none() {
+                    push(format!("{at}"), "username and password_env are needed for LimeSurvey".into());
+                }
+            }
+            SourceKind::ImfDatamapper | SourceKind::WorldbankApi => {
                 if s.indicators.is_empty() {
                     push(format!("{at}.indicators"), "missing: a table of indicator code = column name".into());
                 }

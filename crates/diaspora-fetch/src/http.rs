@@ -6,64 +6,12 @@
 //! ambient proxy; at most `per_host` requests in flight per host.
 
 use diaspora_core::{Error, Result};
-use serde::{Deserialize, Serialize};
+pub use diaspora_config::HttpSettings;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-
-/// Tunables for [`HttpClient`] (the `[http]` settings section).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSettings {
-    /// TCP + TLS connect timeout.
-    pub connect_timeout_ms: u64,
-    /// Longest wait for the next bytes of a response.
-    pub read_timeout_ms: u64,
-    /// Longest a whole request (headers and body) may take.
-    pub total_timeout_ms: u64,
-    /// Largest body accepted, after decompression.
-    pub max_body_bytes: u64,
-    /// Attempts per request (1 = no retry).
-    pub max_attempts: u32,
-    /// Retries allowed across the whole run.
-    pub retry_budget: u32,
-    /// First backoff; doubles per attempt (full jitter: a uniform wait in `[0, backoff]`).
-    pub backoff_base_ms: u64,
-    /// Largest backoff.
-    pub backoff_max_ms: u64,
-    /// Longest `Retry-After` honoured; a longer one fails the request as temporary.
-    pub retry_after_cap_ms: u64,
-    /// Redirects followed per request.
-    pub max_redirects: u32,
-    /// Requests in flight per host.
-    pub per_host: usize,
-    /// Explicit proxy URL; environment proxies are never used.
-    pub proxy: Option<String>,
-    /// User-Agent header.
-    pub user_agent: String,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        Self {
-            connect_timeout_ms: 10_000,
-            read_timeout_ms: 30_000,
-            total_timeout_ms: 300_000,
-            max_body_bytes: 512 * 1024 * 1024,
-            max_attempts: 5,
-            retry_budget: 50,
-            backoff_base_ms: 500,
-            backoff_max_ms: 30_000,
-            retry_after_cap_ms: 120_000,
-            max_redirects: 5,
-            per_host: 2,
-            proxy: None,
-            user_agent: concat!("diaspora/", env!("CARGO_PKG_VERSION")).into(),
-        }
-    }
-}
 
 /// HTTP method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 //! manifest can trace each output to the exact bytes it came from. A missing or unreadable input is a data error
 //! (exit 65) naming the path.
 
+pub mod api;
 pub mod http;
 pub mod store;
 

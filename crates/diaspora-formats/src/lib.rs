@@ -4,11 +4,13 @@
 //! error messages. Every input row ends up in a batch or in the rejects with its line number: a ragged row or
 //! undecodable bytes are rejects, never a crash and never a silent drop.
 
+mod imf;
 mod qualtrics;
 mod text;
 mod worldbank;
 
-pub use qualtrics::{QualtricsOptions, read_qualtrics_csv};
+pub use imf::{ImfValue, parse_imf_datamapper};
+pub use qualtrics::{QualtricsOptions, read_delimited, read_qualtrics_csv};
 pub use text::decode_text;
 pub use worldbank::{WbPage, WbRecord, parse_worldbank_page};
 

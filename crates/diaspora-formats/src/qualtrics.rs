@@ -22,11 +22,34 @@ pub struct QualtricsOptions {
 /// are made unique by appending `_2`, `_3`, … . Ragged rows and fields that are not valid UTF-8 are rejected
 /// with their line numbers.
 pub fn read_qualtrics_csv(bytes: &[u8], opts: &QualtricsOptions) -> Result<ReadOutput> {
+    read_table(bytes, opts, true, None)
+}
+
+/// Reads a delimited file with one header row (LimeSurvey CSV exports, generic CSV): UTF-8 with or without BOM
+/// or UTF-16 by BOM; the delimiter is sniffed from the header line (`,` `;` tab `|`) unless given.
+pub fn read_delimited(bytes: &[u8], opts: &QualtricsOptions, delimiter: Option<u8>) -> Result<ReadOutput> {
+    read_table(bytes, opts, false, delimiter)
+}
+
+/// The delimiter that occurs most often outside quotes in the first line.
+fn sniff_delimiter(text: &[u8]) -> u8 {
+    let mut counts = [0usize; 4];
+    let cands = [b',', b';', b'\t', b'|'];
+    let mut quoted = false;
+    for &b in text.iter().take_while(|b| **b != b'\n') {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted && let Some(i) = cands.iter().position(|c| *c == b) {
+            counts[i] += 1;
+        }
+    }
+    let best = (0..4).max_by_key(|&i| (counts[i], usize::from(i == 0))).unwrap_or(0);
+    cands[best]
+}
+
+fn read_table(bytes: &[u8], opts: &QualtricsOptions, qualtrics: bool, delimiter: Option<u8>) -> Result<ReadOutput> {
     let text = decode_text(bytes);
-    let first_line = text.split(|b| *b == b'\n').next().unwrap_or_default();
-    let tabs = first_line.iter().filter(|b| **b == b'\t').count();
-    let commas = first_line.iter().filter(|b| **b == b',').count();
-    let delimiter = if tabs > commas { b'\t' } else { b',' };
+    let delimiter = delimiter.unwrap_or_else(|| sniff_delimiter(&text));
     let mut rdr =
         csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(&text[..]);
     let mut records = rdr.byte_records();
@@ -37,8 +60,10 @@ pub fn read_qualtrics_csv(bytes: &[u8], opts: &QualtricsOptions) -> Result<ReadO
             None => Err(Error::data(format!("{}: file ends before the {what} header row", opts.name))),
         }
     };
-    let names_row = next_header("first (export tags)")?;
-    let _questions = next_header("second (question text)")?;
+    let names_row = next_header("first (column names)")?;
+    if qualtrics {
+        next_header("second (question text)")?;
+    }
     let mut names = Vec::with_capacity(names_row.len());
     for (i, raw) in names_row.iter().enumerate() {
         let name = std::str::from_utf8(raw)
@@ -59,7 +84,7 @@ pub fn read_qualtrics_csv(bytes: &[u8], opts: &QualtricsOptions) -> Result<ReadO
     let mut meta = TableMeta::default();
     // Third header row: ImportId JSON. In the legacy two-row form it is the first data row.
     let mut pending: Option<csv::ByteRecord> = None;
-    if let Some(row) = records.next() {
+    if qualtrics && let Some(row) = records.next() {
         let row = row.map_err(|e| Error::data(format!("{}: third header row: {e}", opts.name)))?;
         let is_import_ids = row.get(0).is_some_and(|f| f.starts_with(b"{\"ImportId\""));
         if is_import_ids {
@@ -278,6 +303,17 @@ mod tests {
         assert_eq!(out.rows_read, 2);
         assert_eq!(out.rejects[0].reason, "invalid_encoding");
         assert_eq!(out.rejects[0].column.as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn limesurvey_style_semicolons_quotes_bom_and_crlf() {
+        let csv = "\u{feff}\"id\";\"submitdate\";\"Q1\"\r\n\"1\";\"1980-01-01 00:00:00\";\"a; b\"\r\n\"2\";\"\";\"c\"\r\n";
+        let out = read_delimited(csv.as_bytes(), &opts(), None).unwrap();
+        assert_eq!(out.rows_read, 2);
+        assert_eq!(out.table.column_names(), vec!["id", "submitdate", "Q1"]);
+        let q1 = out.table.batches[0].column_by_name("Q1").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(q1.value(0), "a; b");
+        assert_eq!(diaspora_core::lines_of(&out.table.batches[0]), vec![2, 3]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ pub use key::load_key;
 pub use report::{DatasetReport, RunReport, SourceReport, dataset_report};
 
 use diaspora_clean::{CleanContext, CountryResolver, PrivacyPolicy, apply_step};
-use diaspora_config::{CombineSpec, Pipeline, Settings, SourceKind, Step};
+use diaspora_config::{CombineSpec, Pipeline, Settings, Step};
 use diaspora_core::{Error, LINE_COL, Reject, Result, SourceRecord, Table, now_rfc3339};
 use diaspora_sink::{Layout, Lock, Manifest, PublishOutcome, publish, write_dataset};
 use std::collections::{BTreeMap, HashMap};
@@ -32,7 +32,12 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
     let resolver = CountryResolver::new();
 
     // Fetch every source first: a run whose inputs have not changed since the last published run stops here.
-    let raws = pipeline.sources.iter().map(|s| sources::fetch(s, settings)).collect::<Result<Vec<_>>>()?;
+    let net = sources::Net::new(settings);
+    let raws = pipeline.sources.iter().map(|s| sources::fetch(s, settings, &net)).collect::<Result<Vec<_>>>()?;
+    let not_modified: u64 = raws.iter().map(|r| r.not_modified).sum();
+    if not_modified > 0 {
+        info!(documents = not_modified, "the servers said these inputs are unchanged (HTTP 304)");
+    }
     let fingerprint = fingerprint(pipeline_text, settings, &raws);
     let state_path = layout.meta().join("state").join(format!("{}.json", pipeline.name));
     if let Some(prev) = read_state(&state_path)
@@ -302,7 +307,3 @@ fn write_state(path: &std::path::Path, state: &State) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", &e))
 }
 
-/// Whether a source is read from recorded responses in this run.
-pub fn is_offline(kind: SourceKind, settings: &Settings) -> bool {
-    kind == SourceKind::WorldbankApi && settings.offline
-}
