@@ -62,7 +62,15 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with exit 0; a wrong command line is a configuration error (78).
+            let code = if e.use_stderr() { 78 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     init_logging(&cli);
     let code = match dispatch(&cli) {
         Ok(()) => 0,
@@ -133,7 +141,9 @@ fn dispatch(cli: &Cli) -> Result<()> {
             for path in pipelines {
                 let (p, text) = load(path)?;
                 let report = diaspora_pipeline::run(&p, &text, &settings)?;
-                eprintln!("{}", report.summary_line());
+                if !cli.quiet {
+                    eprintln!("{}", report.summary_line());
+                }
             }
             Ok(())
         }
@@ -154,10 +164,15 @@ fn dispatch(cli: &Cli) -> Result<()> {
                 Err(Error::config(format!("{} pipeline file(s) invalid: {}", failed.len(), failed.join(", "))))
             }
         }
-        Command::Inspect { dataset } => inspect(dataset),
+        Command::Inspect { dataset } => match inspect(dataset, &mut std::io::stdout().lock()) {
+            Err(e) if e.message.contains("Broken pipe") => Ok(()),
+            other => other,
+        },
         Command::Gc => {
             let s = settings(cli)?;
             let layout = diaspora_sink::Layout::new(&s.data_root);
+            // Hold every pipeline's lock while collecting, so no running pipeline loses its staging.
+            let _locks = diaspora_sink::Lock::acquire_all(&layout)?;
             let removed = diaspora_sink::gc(&layout, s.retention)?;
             println!("removed {} item(s)", removed.len());
             for r in removed {
@@ -195,7 +210,8 @@ fn rayon_threads(n: usize) -> std::result::Result<(), String> {
     rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| e.to_string())
 }
 
-fn inspect(dataset: &Path) -> Result<()> {
+fn inspect(dataset: &Path, out: &mut impl Write) -> Result<()> {
+    let w = |out: &mut dyn Write, line: String| writeln!(out, "{line}").map_err(|e| Error::internal(e.to_string()));
     let name = dataset
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -203,31 +219,37 @@ fn inspect(dataset: &Path) -> Result<()> {
     let root = dataset.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let layout = diaspora_sink::Layout::new(root);
     let m = diaspora_sink::read_manifest(&layout, &name)?;
-    println!("dataset   {}", m.dataset);
-    println!("version   {} (written {} by run {})", m.version, m.created_at, m.run_id);
-    println!("pipeline  {}", m.pipeline);
-    println!("rows      {}", m.rows);
-    println!("partitioned by {}", if m.partition_by.is_empty() { "-".into() } else { m.partition_by.join(", ") });
-    println!("columns");
+    w(out, format!("dataset   {}", m.dataset))?;
+    w(out, format!("version   {} (written {} by run {})", m.version, m.created_at, m.run_id))?;
+    w(out, format!("pipeline  {}", m.pipeline))?;
+    w(out, format!("rows      {}", m.rows))?;
+    w(
+        out,
+        format!("partitioned by {}", if m.partition_by.is_empty() { "-".into() } else { m.partition_by.join(", ") }),
+    )?;
+    w(out, "columns".into())?;
     for (n, t) in &m.schema {
-        println!("  {n}: {t}");
+        w(out, format!("  {n}: {t}"))?;
     }
-    println!("files     {}", m.files.len());
+    w(out, format!("files     {}", m.files.len()))?;
     for f in m.files.iter().take(20) {
-        println!("  {}  {} rows  {} bytes  sha256 {}", f.path, f.rows, f.bytes, &f.sha256[..16]);
+        w(out, format!("  {}  {} rows  {} bytes  sha256 {}", f.path, f.rows, f.bytes, &f.sha256[..16]))?;
     }
     if m.files.len() > 20 {
-        println!("  … {} more", m.files.len() - 20);
+        w(out, format!("  … {} more", m.files.len() - 20))?;
     }
-    println!("sources");
+    w(out, "sources".into())?;
     for s in &m.sources {
-        println!(
-            "  {}  {}  sha256 {}  vintage {}",
-            s.source,
-            s.location,
-            &s.sha256[..16],
-            s.vintage.as_deref().unwrap_or("-")
-        );
+        w(
+            out,
+            format!(
+                "  {}  {}  sha256 {}  vintage {}",
+                s.source,
+                s.location,
+                &s.sha256[..16],
+                s.vintage.as_deref().unwrap_or("-")
+            ),
+        )?;
     }
     Ok(())
 }

@@ -20,6 +20,9 @@ HTTP/1.1 with keep-alive; every normal response carries Content-Length (304 has 
 Fixture paths are relative to --repo. Every request (except /_log and /_reset) is recorded in memory.
 `<key>` is any token the test picks so that scenarios stay independent; counters are per (endpoint, key).
 Path segments are taken verbatim; `<relpath>` is percent-decoded and must stay inside the repo.
+`/_log?key=` matches against the raw request target as the client sent it (percent-encoding included).
+The first /gzipbomb and the first SV_bigzip download each spend ~2 s building the payload (cached after):
+give those requests a client timeout of several seconds, or warm them up once.
 
 Endpoints on A (the main port)
 ------------------------------

@@ -34,8 +34,8 @@ pub const BUILTIN_IDENTIFIERS: &[&str] = &[
     "refurl",
 ];
 
-/// Built-in respondent id columns.
-pub const BUILTIN_RESPONDENT_IDS: &[&str] = &["ResponseId", "ResponseID"];
+/// Built-in respondent id columns (compared case-insensitively).
+pub const BUILTIN_RESPONDENT_IDS: &[&str] = &["ResponseId"];
 
 /// The restricted columns of one source, tracked through renames.
 #[derive(Debug, Clone, Default)]
@@ -52,14 +52,17 @@ impl PrivacyPolicy {
             let lower = c.to_lowercase();
             let import = meta.import_ids.get(c).map(String::as_str).unwrap_or("");
             let r = if BUILTIN_IDENTIFIERS.iter().any(|b| b.to_lowercase() == lower)
-                || spec.identifiers.iter().any(|i| i == c)
+                || spec.identifiers.iter().any(|i| i.to_lowercase() == lower)
                 || matches!(import, "ipAddress" | "locationLatitude" | "locationLongitude")
                 || import.starts_with("recipient")
             {
                 Some(Restriction::Identifier)
-            } else if BUILTIN_RESPONDENT_IDS.contains(&c.as_str()) || import == "_recordId" {
+            } else if BUILTIN_RESPONDENT_IDS.iter().any(|b| b.to_lowercase() == lower) || import == "_recordId" {
                 Some(Restriction::RespondentId)
-            } else if import.ends_with("_TEXT") || import.contains("_TEXT_") || spec.free_text.iter().any(|f| f == c) {
+            } else if import.ends_with("_TEXT")
+                || import.contains("_TEXT_")
+                || spec.free_text.iter().any(|f| f.to_lowercase() == lower)
+            {
                 Some(Restriction::FreeText)
             } else {
                 None
@@ -70,6 +73,11 @@ impl PrivacyPolicy {
         }
         let allowed = spec.allow.iter().map(|a| (a.column.clone(), a.reason.clone())).collect();
         Self { restricted, allowed }
+    }
+
+    /// Every restricted column, as currently named.
+    pub fn restricted(&self) -> impl Iterator<Item = (&str, Restriction)> {
+        self.restricted.iter().map(|(c, r)| (c.as_str(), *r))
     }
 
     /// The restriction on a column, if any.

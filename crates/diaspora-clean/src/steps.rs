@@ -72,13 +72,16 @@ pub fn apply_step(
         }
         Step::Range { column, min, max, reason } => {
             let i = col(column, "column")?;
+            let show = policy.may_show(column);
             per_batch(table, ctx, |b| {
                 let a = b.column(i);
                 let vals = numeric_values(a.as_ref()).ok_or_else(|| {
                     Error::config(format!("{path}.column: {column:?} must be numeric here (cast it first)"))
                 })?;
                 Ok(filter_rows(b, ctx, |r| match vals[r] {
-                    Some(v) if v < *min || v > *max => Some((reason.clone(), Some(column.clone()), Some(fmt_num(v)))),
+                    Some(v) if v < *min || v > *max => {
+                        Some((reason.clone(), Some(column.clone()), show.then(|| fmt_num(v))))
+                    }
                     _ => None,
                 }))
             })
@@ -540,9 +543,12 @@ fn dedupe_by(table: Table, k: usize, o: usize, keep: Keep, path: &str) -> Result
                     best.insert(keys.value(r).to_owned(), (ov, pos));
                 }
                 Some(cur) => {
-                    let better = match keep {
-                        Keep::Latest => ov >= cur.0,
-                        Keep::First => ov < cur.0,
+                    // A row without an order value never replaces one that has it.
+                    let better = match (&ov, &cur.0, keep) {
+                        (None, Some(_), _) => false,
+                        (Some(_), None, _) => true,
+                        (_, _, Keep::Latest) => ov >= cur.0,
+                        (_, _, Keep::First) => ov < cur.0,
                     };
                     if better {
                         *cur = (ov, pos);

@@ -48,7 +48,6 @@ pub struct EndpointSettings {
     pub poll_first_ms: Option<u64>,
 }
 
-
 /// How the keyed-pseudonym secret is found. The key itself is never part of settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -228,7 +228,10 @@ fn check_semantics(p: &Pipeline, raw_ids: &[String], problems: &mut Vec<Problem>
                     push(format!("{at}.location"), "missing: a path or file:// URL".into());
                 }
                 if s.format.is_none() {
-                    push(format!("{at}.format"), "missing; valid values: qualtrics_csv, limesurvey_csv, csv, worldbank_json".into());
+                    push(
+                        format!("{at}.format"),
+                        "missing; valid values: qualtrics_csv, limesurvey_csv, csv, worldbank_json".into(),
+                    );
                 }
             }
             SourceKind::Url => {
@@ -237,7 +240,10 @@ fn check_semantics(p: &Pipeline, raw_ids: &[String], problems: &mut Vec<Problem>
                     _ => push(format!("{at}.location"), "missing or not an http(s) URL".into()),
                 }
                 if s.format.is_none() {
-                    push(format!("{at}.format"), "missing; valid values: qualtrics_csv, limesurvey_csv, csv, worldbank_json".into());
+                    push(
+                        format!("{at}.format"),
+                        "missing; valid values: qualtrics_csv, limesurvey_csv, csv, worldbank_json".into(),
+                    );
                 }
             }
             SourceKind::QualtricsApi => {
@@ -253,7 +259,7 @@ fn check_semantics(p: &Pipeline, raw_ids: &[String], problems: &mut Vec<Problem>
                     push(format!("{at}.survey_id"), "missing or not numeric: the LimeSurvey survey id".into());
                 }
                 if s.username.is_none() || s.password_env.is_none() {
-                    push(format!("{at}"), "username and password_env are needed for LimeSurvey".into());
+                    push(at.clone(), "username and password_env are needed for LimeSurvey".into());
                 }
             }
             SourceKind::ImfDatamapper | SourceKind::WorldbankApi => {

@@ -115,17 +115,25 @@ pub fn unzip_single_table(bytes: &[u8], max_uncompressed: u64, what: &str) -> Re
 }
 
 /// Exports LimeSurvey responses as CSV through RemoteControl JSON-RPC. The session key is always released.
-pub fn limesurvey_export(client: &HttpClient, url: &str, survey_id: &str, user: &str, password: &str) -> Result<Vec<u8>> {
+pub fn limesurvey_export(
+    client: &HttpClient,
+    url: &str,
+    survey_id: &str,
+    user: &str,
+    password: &str,
+) -> Result<Vec<u8>> {
     let what = format!("LimeSurvey export of survey {survey_id}");
     let call = |method: &str, params: Value| -> Result<Value> {
-        let req = Request::post_json(url, &json!({"method": method, "params": params, "id": 1}), format!("{what}: {method}"));
+        let req =
+            Request::post_json(url, &json!({"method": method, "params": params, "id": 1}), format!("{what}: {method}"));
         let v: Value = json_body(&client.fetch(req)?.bytes, &what)?;
         if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
             return Err(Error::data(format!("{what}: {method}: JSON-RPC error {}", short(err))));
         }
         let result = v.get("result").cloned().unwrap_or(Value::Null);
         if let Some(status) = result.get("status").and_then(Value::as_str) {
-            let kind = if status.contains("password") || status.contains("session") { Error::config } else { Error::data };
+            let kind =
+                if status.contains("password") || status.contains("session") { Error::config } else { Error::data };
             return Err(kind(format!("{what}: {method}: {status}")));
         }
         Ok(result)
@@ -143,7 +151,8 @@ pub fn limesurvey_export(client: &HttpClient, url: &str, survey_id: &str, user: 
 }
 
 fn json_body(bytes: &[u8], what: &str) -> Result<Value> {
-    serde_json::from_slice(bytes).map_err(|e| Error::data(format!("{what}: invalid JSON at line {}, column {}", e.line(), e.column())))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::data(format!("{what}: invalid JSON at line {}, column {}", e.line(), e.column())))
 }
 
 fn short(v: &Value) -> String {

@@ -5,8 +5,8 @@
 //! hand, a limited number of times, dropping credentials when the origin changes or https drops to http; no
 //! ambient proxy; at most `per_host` requests in flight per host.
 
-use diaspora_core::{Error, Result};
 pub use diaspora_config::HttpSettings;
+use diaspora_core::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -129,7 +129,13 @@ impl HttpClient {
             .enable_io()
             .build()
             .map_err(|e| Error::internal(format!("runtime: {e}")))?;
-        Ok(Self { client, rt, budget: AtomicU32::new(settings.retry_budget), settings, hosts: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            client,
+            rt,
+            budget: AtomicU32::new(settings.retry_budget),
+            settings,
+            hosts: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Performs one request (with retries).
@@ -236,7 +242,10 @@ impl HttpClient {
                 };
                 redirects += 1;
                 if redirects > s.max_redirects {
-                    return Attempt::Fail(Error::data(format!("{}: more than {} redirects", req.what, s.max_redirects)));
+                    return Attempt::Fail(Error::data(format!(
+                        "{}: more than {} redirects",
+                        req.what, s.max_redirects
+                    )));
                 }
                 if req.method != Method::Get {
                     return Attempt::Fail(Error::data(format!("{}: a POST was redirected ({status})", req.what)));

@@ -28,12 +28,15 @@ pub fn parse_imf_datamapper(bytes: &[u8], indicator: &str, what: &str) -> Result
     for (iso3, years) in series {
         let years = years.as_object().ok_or_else(|| Error::data(format!("{what}: {iso3}: expected year → value")))?;
         for (y, val) in years {
-            let year: i32 = y.parse().map_err(|_| Error::data(format!("{what}: {iso3}: year key {y:?} is not a year")))?;
+            let year: i32 =
+                y.parse().map_err(|_| Error::data(format!("{what}: {iso3}: year key {y:?} is not a year")))?;
             let value = match val {
                 Value::Null => None,
                 Value::Number(n) => n.as_f64(),
                 Value::String(s) if s.trim().is_empty() || s == "n/a" => None,
-                Value::String(s) => Some(s.trim().parse().map_err(|_| Error::data(format!("{what}: {iso3} {y}: not a number")))?),
+                Value::String(s) => {
+                    Some(s.trim().parse().map_err(|_| Error::data(format!("{what}: {iso3} {y}: not a number")))?)
+                }
                 _ => return Err(Error::data(format!("{what}: {iso3} {y}: not a number"))),
             };
             out.push(ImfValue { iso3: iso3.clone(), year, value });
@@ -53,7 +56,8 @@ mod tests {
         assert_eq!(v.len(), 4);
         assert!(v.contains(&ImfValue { iso3: "GEO".into(), year: 2022, value: Some(11.0) }));
         assert!(v.contains(&ImfValue { iso3: "GEO".into(), year: 2023, value: None }));
-        let e = parse_imf_datamapper(br#"{"api":{"version":"1","output-method":"json"}}"#, "NGDP_R", "imf").unwrap_err();
+        let e =
+            parse_imf_datamapper(br#"{"api":{"version":"1","output-method":"json"}}"#, "NGDP_R", "imf").unwrap_err();
         assert!(e.message.contains("no data for indicator NGDP_R"), "{e}");
     }
 }

@@ -307,7 +307,8 @@ mod tests {
 
     #[test]
     fn limesurvey_style_semicolons_quotes_bom_and_crlf() {
-        let csv = "\u{feff}\"id\";\"submitdate\";\"Q1\"\r\n\"1\";\"1980-01-01 00:00:00\";\"a; b\"\r\n\"2\";\"\";\"c\"\r\n";
+        let csv =
+            "\u{feff}\"id\";\"submitdate\";\"Q1\"\r\n\"1\";\"1980-01-01 00:00:00\";\"a; b\"\r\n\"2\";\"\";\"c\"\r\n";
         let out = read_delimited(csv.as_bytes(), &opts(), None).unwrap();
         assert_eq!(out.rows_read, 2);
         assert_eq!(out.table.column_names(), vec!["id", "submitdate", "Q1"]);

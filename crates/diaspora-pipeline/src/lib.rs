@@ -38,14 +38,23 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
     if not_modified > 0 {
         info!(documents = not_modified, "the servers said these inputs are unchanged (HTTP 304)");
     }
-    let fingerprint = fingerprint(pipeline_text, settings, &raws);
+    let key_id = key.as_ref().map(|k| k.key_id());
+    let fingerprint = fingerprint(pipeline_text, settings, key_id.as_deref(), &raws);
     let state_path = layout.meta().join("state").join(format!("{}.json", pipeline.name));
     if let Some(prev) = read_state(&state_path)
         && prev.fingerprint == fingerprint
         && prev.datasets.iter().all(|(ds, v)| layout.current_version(ds).as_deref() == Some(v.as_str()))
     {
-        info!(pipeline = %pipeline.name, "inputs unchanged since the last publish; nothing to do");
-        let mut report = RunReport::up_to_date(&run_id, pipeline, settings, started_at, prev.report_run_id);
+        info!(pipeline = %pipeline.name, "inputs, pipeline and settings unchanged since the last publish; nothing to do");
+        let mut report = report::read(&layout, &prev.report_run_id)
+            .unwrap_or_else(|| RunReport::up_to_date(&run_id, pipeline, settings, started_at.clone(), String::new()));
+        report.run_id = run_id.clone();
+        report.started_at = started_at;
+        report.status = "up_to_date".into();
+        report.up_to_date_since = Some(prev.report_run_id);
+        for d in report.datasets.values_mut() {
+            d.outcome = "unchanged".into();
+        }
         report.finished_at = now_rfc3339();
         report::write(&layout, &report)?;
         return Ok(report);
@@ -80,15 +89,20 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
             sr.duplicates += out.duplicates;
             rejects.extend(out.rejects);
             table = out.table;
-            if let Step::Pseudonymize { column, .. } = step {
-                policy.rename(column, "\u{0}pseudonymised");
-            }
         }
-        // Privacy: restricted columns never leave the source unless an allowance names them.
+        // Privacy: restricted columns never leave the source unless an allowance names them. The report lists
+        // every restricted column that does not leave, whether a step (select, pseudonymize) or the policy
+        // removed it.
         let cols = table.column_names();
         let drop = policy.to_drop(&cols);
-        for (c, r) in &drop {
-            privacy.dropped.push(report::DroppedColumn { source: spec.id.clone(), column: c.clone(), restriction: *r });
+        for (c, r) in policy.restricted() {
+            if !cols.iter().any(|x| x == c) || drop.iter().any(|(d, _)| d == c) {
+                privacy.dropped.push(report::DroppedColumn {
+                    source: spec.id.clone(),
+                    column: c.to_owned(),
+                    restriction: r,
+                });
+            }
         }
         for (c, r, why) in policy.allowances(&cols) {
             tracing::warn!(source = %spec.id, column = %c, "restricted column published under an allowance");
@@ -106,12 +120,14 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
         if let Some(max) = spec.max_reject_share {
             let share = sr.rejected_total() as f64 / sr.read.max(1) as f64;
             if share > max {
+                let reasons: Vec<String> = sr.rejected.iter().map(|(r, n)| format!("{r} {n}")).collect();
                 return Err(Error::data(format!(
-                    "source {}: {:.1}% of rows rejected, above max_reject_share {:.1}%; nothing was published \
-                     (see the rejects by reason with --log-format json at debug level)",
+                    "source {}: {:.1}% of rows rejected, above max_reject_share {:.1}% (rejected by reason: {}); \
+                     nothing was published",
                     spec.id,
                     share * 100.0,
-                    max * 100.0
+                    max * 100.0,
+                    reasons.join(", ")
                 )));
             }
         }
@@ -222,7 +238,7 @@ fn run_id(pipeline: &str) -> String {
     let mut r = [0u8; 4];
     let _ = getrandom::fill(&mut r);
     let ts = now_rfc3339().replace([':', '-'], "");
-    format!("{ts}-{}-{}", diaspora_core::hex(&r), pipeline.len())
+    format!("{ts}-{pipeline}-{}", diaspora_core::hex(&r))
 }
 
 fn clean_staging(layout: &Layout, pipeline: &str) -> Result<()> {
@@ -261,8 +277,10 @@ fn project_away(t: Table, names: &[&str]) -> Result<Table> {
 fn guard_no_identifiers(dataset: &str, t: &Table, privacy: &report::PrivacyReport) -> Result<()> {
     for c in t.column_names() {
         let lower = c.to_lowercase();
-        let builtin = diaspora_clean::privacy::BUILTIN_IDENTIFIERS.iter().any(|b| b.to_lowercase() == lower)
-            || diaspora_clean::privacy::BUILTIN_RESPONDENT_IDS.contains(&c.as_str());
+        let builtin = diaspora_clean::privacy::BUILTIN_IDENTIFIERS
+            .iter()
+            .chain(diaspora_clean::privacy::BUILTIN_RESPONDENT_IDS)
+            .any(|b| b.to_lowercase() == lower);
         if builtin && !privacy.allowances.iter().any(|a| a.column == c) {
             return Err(Error::internal(format!(
                 "{dataset}: identifier column {c:?} reached the writer without an allowance; refusing to write"
@@ -279,12 +297,19 @@ struct State {
     report_run_id: String,
 }
 
-fn fingerprint(pipeline_text: &str, settings: &Settings, raws: &[sources::Fetched]) -> String {
+/// What decides a run's output: the program (version and binary identity), the pipeline text, the settings,
+/// the pseudonymisation key (by id) and the input bytes. Equal fingerprints mean nothing needs doing.
+fn fingerprint(pipeline_text: &str, settings: &Settings, key_id: Option<&str>, raws: &[sources::Fetched]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    if let Some(md) = std::env::current_exe().ok().and_then(|p| std::fs::metadata(p).ok()) {
+        let mtime = md.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos());
+        h.update(format!("{}|{mtime:?}", md.len()).as_bytes());
+    }
     h.update(pipeline_text.as_bytes());
-    h.update(format!("{}|{}|{}", settings.min_cell, settings.batch_rows, settings.retention).as_bytes());
+    h.update(serde_json::to_vec(settings).unwrap_or_default());
+    h.update(key_id.unwrap_or("-").as_bytes());
     for r in raws {
         for rec in &r.records {
             h.update(rec.sha256.as_bytes());
@@ -306,4 +331,3 @@ fn write_state(path: &std::path::Path, state: &State) -> Result<()> {
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, "write", &e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", &e))
 }
-

@@ -211,7 +211,10 @@ impl RunReport {
     /// One line for stderr.
     pub fn summary_line(&self) -> String {
         if self.status == "up_to_date" {
-            return format!("{}: up to date (inputs unchanged; nothing published)", self.pipeline);
+            return format!(
+                "{}: up to date (inputs, pipeline and settings unchanged; nothing published)",
+                self.pipeline
+            );
         }
         let src: Vec<String> = self
             .sources
@@ -233,7 +236,16 @@ impl RunReport {
     }
 }
 
-/// Writes the report as `<run_id>.json` and replaces `latest.json` (write to a temporary name, then rename).
+/// Run reports kept in `_diaspora/runs/` besides `latest.json`.
+const REPORTS_KEPT: usize = 100;
+
+/// Reads an earlier run's report.
+pub(crate) fn read(layout: &Layout, run_id: &str) -> Option<RunReport> {
+    serde_json::from_slice(&std::fs::read(layout.runs().join(format!("{run_id}.json"))).ok()?).ok()
+}
+
+/// Writes the report as `<run_id>.json`, replaces `latest.json` (write to a temporary name, then rename) and
+/// keeps the newest reports only.
 pub(crate) fn write(layout: &Layout, report: &RunReport) -> Result<()> {
     let dir = layout.runs();
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create", &e))?;
@@ -242,7 +254,19 @@ pub(crate) fn write(layout: &Layout, report: &RunReport) -> Result<()> {
     std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, "write", &e))?;
     let tmp = dir.join(".latest.json.tmp");
     std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, "write", &e))?;
-    std::fs::rename(&tmp, dir.join("latest.json")).map_err(|e| Error::io(&dir, "rename latest.json in", &e))
+    std::fs::rename(&tmp, dir.join("latest.json")).map_err(|e| Error::io(&dir, "rename latest.json in", &e))?;
+    let mut reports: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(&dir, "list", &e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.ends_with("latest.json"))
+        .collect();
+    reports.sort();
+    let excess = reports.len().saturating_sub(REPORTS_KEPT);
+    for old in &reports[..excess] {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(())
 }
 
 /// Type name used in reports and manifests.

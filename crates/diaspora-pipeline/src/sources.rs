@@ -5,7 +5,8 @@ use diaspora_fetch::http::{HttpClient, Request, Response};
 use diaspora_fetch::store::{FetchRecord, Fetched as StoreFetched, RawStore};
 use diaspora_fetch::{Raw, read_local, worldbank_offline_page};
 use diaspora_formats::{
-    QualtricsOptions, ReadOutput, WbPage, parse_imf_datamapper, parse_worldbank_page, read_delimited, read_qualtrics_csv,
+    QualtricsOptions, ReadOutput, WbPage, parse_imf_datamapper, parse_worldbank_page, read_delimited,
+    read_qualtrics_csv,
 };
 use std::collections::BTreeSet;
 
@@ -78,7 +79,10 @@ fn replay(store: &RawStore, key: &str, spec: &SourceSpec) -> Result<Raw> {
             spec.id
         ))
     })?;
-    Ok(Raw { bytes: store.blob(&rec)?, record: StoreFetched { bytes: Vec::new(), record: rec, from_cache: true }.source_record(&spec.id) })
+    Ok(Raw {
+        bytes: store.blob(&rec)?,
+        record: StoreFetched { bytes: Vec::new(), record: rec, from_cache: true }.source_record(&spec.id),
+    })
 }
 
 /// Gets the bytes of a source.
@@ -114,14 +118,21 @@ pub fn fetch(spec: &SourceSpec, settings: &Settings, net: &Net<'_>) -> Result<Fe
             let base = settings.worldbank.base_url.trim_end_matches('/');
             let countries = spec.countries.join(";");
             let url = |code: &str, page: u64| {
-                format!("{base}/v2/country/{countries}/indicator/{code}?format=json&date={from}:{to}&per_page=1000&page={page}")
+                format!(
+                    "{base}/v2/country/{countries}/indicator/{code}?format=json&date={from}:{to}&per_page=1000&page={page}"
+                )
             };
             // First pages of every indicator concurrently, then every further page concurrently.
             let mut wanted: Vec<(String, u64)> = spec.indicators.keys().map(|c| (c.clone(), 1)).collect();
             while !wanted.is_empty() {
                 let reqs: Vec<(Request, Option<FetchRecord>)> = wanted
                     .iter()
-                    .map(|(code, page)| store.conditional(Request::get(url(code, *page), format!("World Bank indicator {code} page {page}"))))
+                    .map(|(code, page)| {
+                        store.conditional(Request::get(
+                            url(code, *page),
+                            format!("World Bank indicator {code} page {page}"),
+                        ))
+                    })
                     .collect();
                 let (reqs, known): (Vec<Request>, Vec<Option<FetchRecord>>) = reqs.into_iter().unzip();
                 let urls: Vec<String> = reqs.iter().map(|r| r.url.clone()).collect();
@@ -140,7 +151,11 @@ pub fn fetch(spec: &SourceSpec, settings: &Settings, net: &Net<'_>) -> Result<Fe
                 wanted = next;
             }
             // Keep pages in (indicator, page) order whatever order they arrived in.
-            docs.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.record.location.len().cmp(&b.1.record.location.len())).then(a.1.record.location.cmp(&b.1.record.location)));
+            docs.sort_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then(a.1.record.location.len().cmp(&b.1.record.location.len()))
+                    .then(a.1.record.location.cmp(&b.1.record.location))
+            });
         }
         SourceKind::Url => {
             let url = spec.location.clone().unwrap_or_default();
@@ -148,7 +163,9 @@ pub fn fetch(spec: &SourceSpec, settings: &Settings, net: &Net<'_>) -> Result<Fe
             if settings.offline {
                 docs.push((url.clone(), replay(&store, &url, spec)?));
             } else {
-                let f = store.get(net.client()?, Request::get(url.clone(), what.clone()), |b| format_check(spec.format, b, &what))?;
+                let f = store.get(net.client()?, Request::get(url.clone(), what.clone()), |b| {
+                    format_check(spec.format, b, &what)
+                })?;
                 not_modified += u64::from(f.from_cache);
                 docs.push((url, raw_of(&spec.id, f)));
             }
@@ -168,7 +185,15 @@ pub fn fetch(spec: &SourceSpec, settings: &Settings, net: &Net<'_>) -> Result<Fe
                 }
                 let csv = qualtrics_export(net.client()?, &base, &sid, &token, polling, settings.http.max_body_bytes)?;
                 let what = format!("Qualtrics export of survey {sid}");
-                let resp = Response { status: 200, bytes: csv, etag: None, last_modified: None, content_type: None, attempts: 1, final_url: key.clone() };
+                let resp = Response {
+                    status: 200,
+                    bytes: csv,
+                    etag: None,
+                    last_modified: None,
+                    content_type: None,
+                    attempts: 1,
+                    final_url: key.clone(),
+                };
                 let f = store.finish(&key, None, resp, |b| format_check(Some(Format::QualtricsCsv), b, &what))?;
                 docs.push((key, raw_of(&spec.id, f)));
             }
@@ -184,7 +209,15 @@ pub fn fetch(spec: &SourceSpec, settings: &Settings, net: &Net<'_>) -> Result<Fe
                 let user = spec.username.clone().unwrap_or_default();
                 let csv = limesurvey_export(net.client()?, &url, &sid, &user, &password)?;
                 let what = format!("LimeSurvey export of survey {sid}");
-                let resp = Response { status: 200, bytes: csv, etag: None, last_modified: None, content_type: None, attempts: 1, final_url: key.clone() };
+                let resp = Response {
+                    status: 200,
+                    bytes: csv,
+                    etag: None,
+                    last_modified: None,
+                    content_type: None,
+                    attempts: 1,
+                    final_url: key.clone(),
+                };
                 let f = store.finish(&key, None, resp, |b| format_check(Some(Format::LimesurveyCsv), b, &what))?;
                 docs.push((key, raw_of(&spec.id, f)));
             }
@@ -193,13 +226,17 @@ pub fn fetch(spec: &SourceSpec, settings: &Settings, net: &Net<'_>) -> Result<Fe
             let base = endpoint(&settings.imf, "imf", &spec.id)?;
             let base = base.trim_end_matches('/');
             let countries = spec.countries.join("/");
-            let urls: Vec<(String, String)> = spec.indicators.keys().map(|c| (c.clone(), format!("{base}/api/v1/{c}/{countries}"))).collect();
+            let urls: Vec<(String, String)> =
+                spec.indicators.keys().map(|c| (c.clone(), format!("{base}/api/v1/{c}/{countries}"))).collect();
             if settings.offline {
                 for (code, u) in &urls {
                     docs.push((code.clone(), replay(&store, u, spec)?));
                 }
             } else {
-                let reqs: Vec<(Request, Option<FetchRecord>)> = urls.iter().map(|(c, u)| store.conditional(Request::get(u.clone(), format!("IMF DataMapper indicator {c}")))).collect();
+                let reqs: Vec<(Request, Option<FetchRecord>)> = urls
+                    .iter()
+                    .map(|(c, u)| store.conditional(Request::get(u.clone(), format!("IMF DataMapper indicator {c}"))))
+                    .collect();
                 let (reqs, known): (Vec<Request>, Vec<Option<FetchRecord>>) = reqs.into_iter().unzip();
                 for (((code, u), res), k) in urls.iter().zip(net.client()?.fetch_all(reqs)).zip(known) {
                     let what = format!("IMF DataMapper indicator {code}");
@@ -216,7 +253,11 @@ pub fn fetch(spec: &SourceSpec, settings: &Settings, net: &Net<'_>) -> Result<Fe
 
 /// Decodes the bytes of a source into a table.
 pub fn read(spec: &SourceSpec, fetched: &Fetched, settings: &Settings) -> Result<ReadOutput> {
-    let opts = |name: &str| QualtricsOptions { source: spec.id.clone(), name: name.to_owned(), batch_rows: settings.batch_rows };
+    let opts = |name: &str| QualtricsOptions {
+        source: spec.id.clone(),
+        name: name.to_owned(),
+        batch_rows: settings.batch_rows,
+    };
     let format = match spec.kind {
         SourceKind::WorldbankApi => Some(Format::WorldbankJson),
         SourceKind::QualtricsApi => Some(Format::QualtricsCsv),
@@ -246,8 +287,14 @@ fn read_imf(spec: &SourceSpec, fetched: &Fetched) -> Result<ReadOutput> {
     let countries: BTreeSet<&str> = spec.countries.iter().map(String::as_str).collect();
     let (from, to) = spec.years.as_deref().and_then(parse_years).unwrap_or((i32::MIN, i32::MAX));
     let this_year = diaspora_core::now_rfc3339()[..4].parse::<i32>().unwrap_or(i32::MAX);
-    let (mut line, mut iso, mut year, mut ind, mut val, mut fc) =
-        (UInt64Builder::new(), StringBuilder::new(), Int32Builder::new(), StringBuilder::new(), Float64Builder::new(), BooleanBuilder::new());
+    let (mut line, mut iso, mut year, mut ind, mut val, mut fc) = (
+        UInt64Builder::new(),
+        StringBuilder::new(),
+        Int32Builder::new(),
+        StringBuilder::new(),
+        Float64Builder::new(),
+        BooleanBuilder::new(),
+    );
     let mut rejects = Vec::new();
     let mut rows_read = 0u64;
     for (code, raw) in &fetched.docs {
@@ -257,7 +304,13 @@ fn read_imf(spec: &SourceSpec, fetched: &Fetched) -> Result<ReadOutput> {
         for v in values {
             rows_read += 1;
             if !countries.contains(v.iso3.as_str()) || v.year < from || v.year > to {
-                rejects.push(Reject { source: spec.id.clone(), line: rows_read, reason: "outside_request".into(), column: Some("country".into()), value: Some(format!("{} {}", v.iso3, v.year)) });
+                rejects.push(Reject {
+                    source: spec.id.clone(),
+                    line: rows_read,
+                    reason: "outside_request".into(),
+                    column: Some("country".into()),
+                    value: Some(format!("{} {}", v.iso3, v.year)),
+                });
                 continue;
             }
             line.append_value(rows_read);
@@ -276,7 +329,14 @@ fn read_imf(spec: &SourceSpec, fetched: &Fetched) -> Result<ReadOutput> {
         Arc::new(Field::new("value", DataType::Float64, true)),
         Arc::new(Field::new("forecast", DataType::Boolean, false)),
     ]));
-    let cols: Vec<ArrayRef> = vec![Arc::new(line.finish()), Arc::new(iso.finish()), Arc::new(year.finish()), Arc::new(ind.finish()), Arc::new(val.finish()), Arc::new(fc.finish())];
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(line.finish()),
+        Arc::new(iso.finish()),
+        Arc::new(year.finish()),
+        Arc::new(ind.finish()),
+        Arc::new(val.finish()),
+        Arc::new(fc.finish()),
+    ];
     let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::internal(e.to_string()))?;
     Ok(ReadOutput { table: Table::new(schema, vec![batch]), rejects, rows_read })
 }
@@ -296,8 +356,9 @@ fn read_worldbank(spec: &SourceSpec, fetched: &Fetched) -> Result<ReadOutput> {
     let mut rows_read = 0u64;
     let mut vintages = BTreeSet::new();
     let mut per_indicator: std::collections::BTreeMap<&str, (u64, Option<u64>)> = Default::default();
+    // From the API each document is one indicator's page; a file may hold any indicator, named per record.
+    let per_indicator_docs = spec.kind == SourceKind::WorldbankApi;
     for (code, raw) in &fetched.docs {
-        let column = spec.indicators.get(code).map(String::as_str).unwrap_or(code);
         let what = format!("World Bank indicator {code} ({})", raw.record.location);
         let page: WbPage = parse_worldbank_page(&raw.bytes, &what)?;
         let entry = per_indicator.entry(code.as_str()).or_insert((0, None));
@@ -313,9 +374,10 @@ fn read_worldbank(spec: &SourceSpec, fetched: &Fetched) -> Result<ReadOutput> {
         }
         for r in page.records {
             rows_read += 1;
-            if r.indicator != *code {
+            if per_indicator_docs && r.indicator != *code {
                 return Err(Error::data(format!("{what}: record {rows_read} is for indicator {}", r.indicator)));
             }
+            let column = spec.indicators.get(&r.indicator).map(String::as_str).unwrap_or(&r.indicator);
             if !countries.contains(r.iso3.as_str()) || r.year < from || r.year > to {
                 rejects.push(Reject {
                     source: spec.id.clone(),

@@ -71,6 +71,23 @@ impl Lock {
     }
 }
 
+impl Lock {
+    /// Takes every pipeline lock under the data root (for `gc`); fails with exit 75 if any run is in progress.
+    pub fn acquire_all(layout: &Layout) -> Result<Vec<Self>> {
+        let dir = layout.meta().join("locks");
+        let mut held = Vec::new();
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pipeline) = name.strip_suffix(".lock") {
+                    held.push(Self::acquire(layout, pipeline)?);
+                }
+            }
+        }
+        Ok(held)
+    }
+}
+
 /// What publishing did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishOutcome {
@@ -186,8 +203,8 @@ fn apply_retention(layout: &Layout, dataset: &str, retention: usize) -> Result<V
     Ok(removed)
 }
 
-/// Removes staging leftovers of runs that are not running (the caller holds the pipeline lock) and versions
-/// beyond retention for every dataset. Returns what was removed.
+/// Removes staging leftovers and temporary links (the caller holds every pipeline lock, see
+/// [`Lock::acquire_all`]) and versions beyond retention for every dataset. Returns what was removed.
 pub fn gc(layout: &Layout, retention: usize) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     let staging = layout.meta().join("staging");

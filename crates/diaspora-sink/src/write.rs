@@ -167,6 +167,14 @@ pub fn write_dataset(table: &Table, partition_by: &[String], dir: &Path) -> Resu
         })
         .collect::<Result<_>>()?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    // Directory entries are durable too before the version is moved into place.
+    let mut dirs: Vec<std::path::PathBuf> =
+        files.iter().filter_map(|f| dir.join(&f.path).parent().map(Path::to_path_buf)).collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs.iter().chain(std::iter::once(&dir.to_path_buf())) {
+        std::fs::File::open(d).and_then(|f| f.sync_all()).map_err(|e| Error::io(d, "fsync", &e))?;
+    }
     let mut h = Sha256::new();
     for f in &files {
         h.update(f.path.as_bytes());

@@ -20,6 +20,55 @@ fn idx(t: &Table, name: &str, what: &str) -> Result<usize> {
     t.schema.index_of(name).map_err(|_| Error::config(format!("{what}: input has no column {name:?}")))
 }
 
+fn strings<'a>(b: &'a RecordBatch, i: usize, what: &str) -> Result<&'a arrow_array::StringArray> {
+    b.column(i).as_string_opt::<i32>().ok_or_else(|| {
+        Error::config(format!(
+            "{what}: column {:?} must be text, it is {}",
+            b.schema().field(i).name(),
+            b.column(i).data_type()
+        ))
+    })
+}
+
+fn int32s<'a>(b: &'a RecordBatch, i: usize, what: &str) -> Result<&'a arrow_array::Int32Array> {
+    b.column(i).as_primitive_opt::<Int32Type>().ok_or_else(|| {
+        Error::config(format!(
+            "{what}: column {:?} must be int32, it is {}",
+            b.schema().field(i).name(),
+            b.column(i).data_type()
+        ))
+    })
+}
+
+fn float64s<'a>(b: &'a RecordBatch, i: usize, what: &str) -> Result<&'a arrow_array::Float64Array> {
+    b.column(i).as_primitive_opt::<Float64Type>().ok_or_else(|| {
+        Error::config(format!(
+            "{what}: column {:?} must be float64, it is {}",
+            b.schema().field(i).name(),
+            b.column(i).data_type()
+        ))
+    })
+}
+
+/// A numeric cell as f64 (int32, int64 or float64 columns); `Ok(None)` for NULL.
+fn number(b: &RecordBatch, i: usize, r: usize, what: &str) -> Result<Option<f64>> {
+    let a = b.column(i);
+    if a.is_null(r) {
+        return Ok(None);
+    }
+    Ok(Some(match a.data_type() {
+        DataType::Int32 => f64::from(a.as_primitive::<Int32Type>().value(r)),
+        DataType::Int64 => a.as_primitive::<arrow_array::types::Int64Type>().value(r) as f64,
+        DataType::Float64 => a.as_primitive::<Float64Type>().value(r),
+        other => {
+            return Err(Error::config(format!(
+                "{what}: column {:?} must be numeric, it is {other}",
+                b.schema().field(i).name()
+            )));
+        }
+    }))
+}
+
 fn batch(schema: &SchemaRef, cols: Vec<ArrayRef>) -> Result<RecordBatch> {
     RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::internal(e.to_string()))
 }
@@ -32,12 +81,7 @@ pub fn pivot(long: &Table, what: &str) -> Result<Table> {
     let mut names = BTreeSet::new();
     let mut cells: BTreeMap<(String, i32), BTreeMap<String, Option<f64>>> = BTreeMap::new();
     for b in &long.batches {
-        let (c, y, i, v) = (
-            b.column(ci).as_string::<i32>(),
-            b.column(yi).as_primitive::<Int32Type>(),
-            b.column(ii).as_string::<i32>(),
-            b.column(vi).as_primitive::<Float64Type>(),
-        );
+        let (c, y, i, v) = (strings(b, ci, what)?, int32s(b, yi, what)?, strings(b, ii, what)?, float64s(b, vi, what)?);
         for r in 0..b.num_rows() {
             let ind = i.value(r).to_owned();
             names.insert(ind.clone());
@@ -89,16 +133,12 @@ pub fn asof_join(
     // (key, year) → per value column Option<f64>
     let mut lookup: HashMap<(String, i32), Vec<Option<f64>>> = HashMap::new();
     for b in &right.batches {
-        let k = b.column(rk).as_string::<i32>();
-        let t = b.column(rt).as_primitive::<Int32Type>();
+        let k = strings(b, rk, what)?;
+        let t = int32s(b, rt, what)?;
+        let cols: Vec<&arrow_array::Float64Array> =
+            value_cols.iter().map(|&c| float64s(b, c, what)).collect::<Result<_>>()?;
         for r in 0..b.num_rows() {
-            let vals = value_cols
-                .iter()
-                .map(|&c| {
-                    let a = b.column(c).as_primitive::<Float64Type>();
-                    a.is_valid(r).then(|| a.value(r))
-                })
-                .collect();
+            let vals = cols.iter().map(|a| a.is_valid(r).then(|| a.value(r))).collect();
             lookup.insert((k.value(r).to_owned(), t.value(r)), vals);
         }
     }
@@ -109,8 +149,11 @@ pub fn asof_join(
         fields.push(Field::new(format!("{name}_year"), DataType::Int32, true));
     }
     let schema = Arc::new(Schema::new(fields));
-    if left.batches.iter().any(|b| b.column(lt).data_type() != &DataType::Int32) {
+    if left.schema.field(lt).data_type() != &DataType::Int32 {
         return Err(Error::config(format!("{what}: {left_time:?} must be cast to int32 before the join")));
+    }
+    if left.schema.field(lk).data_type() != &DataType::Utf8 {
+        return Err(Error::config(format!("{what}: {on:?} must be text on the left side")));
     }
     let batches: Vec<RecordBatch> = left
         .batches
@@ -145,9 +188,28 @@ pub fn asof_join(
     Ok(Table { schema, batches, meta: left.meta.clone() })
 }
 
+/// A group key part: a value, NULL, or the margin over all values. Kept apart so no value can pose as a margin.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Part {
+    All,
+    Null,
+    Val(String),
+}
+
+impl Part {
+    fn label(&self) -> String {
+        match self {
+            Part::All => "*".into(),
+            Part::Null => "\u{0}null".into(),
+            Part::Val(v) => format!("={v}"),
+        }
+    }
+}
+
 /// Counts and weighted shares per group of `by` (one or two columns: time, then place), with margins, then
 /// suppression of cells below `min_cell` and complementary suppression. Returns the table and the number of
-/// cells suppressed (primary, complementary).
+/// cells suppressed (primary, complementary). Hidden cells carry `cell_status = "suppressed"` whatever the
+/// reason, so the published table does not tell small cells from their protectors.
 pub fn summary(
     input: &Table,
     by: &[String],
@@ -161,67 +223,62 @@ pub fn summary(
         return Err(Error::config(format!("{what}: by must name one or two columns")));
     }
     let by_idx: Vec<usize> = by.iter().map(|b| idx(input, b, what)).collect::<Result<_>>()?;
+    for &i in &by_idx {
+        let dt = input.schema.field(i).data_type();
+        if !matches!(dt, DataType::Int32 | DataType::Utf8) {
+            return Err(Error::config(format!(
+                "{what}: by column {:?} must be int32 or text, it is {dt}",
+                input.schema.field(i).name()
+            )));
+        }
+    }
     let w_idx = weight.map(|w| idx(input, w, what)).transpose()?;
     let share_idx: Vec<usize> = shares.iter().map(|s| idx(input, &s.column, what)).collect::<Result<_>>()?;
     let carry_idx: Vec<usize> = carry.iter().map(|c| idx(input, c, what)).collect::<Result<_>>()?;
-    #[derive(Default, Clone)]
     struct Acc {
         n: u64,
         num: Vec<f64>,
         den: Vec<f64>,
         carry: Vec<Option<f64>>,
     }
-    let key_of = |b: &RecordBatch, c: usize, r: usize| -> Option<String> {
-        let a = b.column(c);
-        if a.is_null(r) {
-            return None;
-        }
-        Some(match a.data_type() {
-            DataType::Int32 => a.as_primitive::<Int32Type>().value(r).to_string(),
-            _ => a.as_string::<i32>().value(r).to_owned(),
-        })
-    };
-    let mut groups: BTreeMap<Vec<Option<String>>, Acc> = BTreeMap::new();
+    let mut groups: BTreeMap<Vec<Part>, Acc> = BTreeMap::new();
     for b in &input.batches {
+        let carry_cols: Vec<&arrow_array::Float64Array> =
+            carry_idx.iter().map(|&c| float64s(b, c, what)).collect::<Result<_>>()?;
         for r in 0..b.num_rows() {
-            let key: Vec<Option<String>> = by_idx.iter().map(|&c| key_of(b, c, r)).collect();
+            let mut key = Vec::with_capacity(by.len());
+            for &c in &by_idx {
+                let a = b.column(c);
+                key.push(if a.is_null(r) {
+                    Part::Null
+                } else if let Some(s) = a.as_string_opt::<i32>() {
+                    Part::Val(s.value(r).to_owned())
+                } else {
+                    Part::Val(a.as_primitive::<Int32Type>().value(r).to_string())
+                });
+            }
             let w = match w_idx {
-                Some(wi) => {
-                    let a = b.column(wi).as_primitive::<Float64Type>();
-                    if a.is_null(r) { 0.0 } else { a.value(r) }
-                }
+                Some(wi) => number(b, wi, r, what)?.unwrap_or(0.0),
                 None => 1.0,
             };
             let mut contributions = Vec::with_capacity(shares.len());
             for (s, &si) in shares.iter().zip(&share_idx) {
-                let a = b.column(si);
-                contributions.push(if a.is_null(r) {
+                contributions.push(if b.column(si).is_null(r) {
                     None
                 } else if let Some(min) = s.min {
-                    let v = match a.data_type() {
-                        DataType::Int32 => f64::from(a.as_primitive::<Int32Type>().value(r)),
-                        DataType::Float64 => a.as_primitive::<Float64Type>().value(r),
-                        _ => return Err(Error::config(format!("{what}: share {} needs a numeric column", s.name))),
-                    };
-                    Some(v >= min)
+                    number(b, si, r, what)?.map(|v| v >= min)
                 } else {
-                    Some(s.values.iter().any(|x| x == a.as_string::<i32>().value(r)))
+                    Some(s.values.iter().any(|x| x == strings(b, si, what).map(|a| a.value(r)).unwrap_or_default()))
                 });
             }
-            let carry_vals: Vec<Option<f64>> = carry_idx
-                .iter()
-                .map(|&c| {
-                    let a = b.column(c).as_primitive::<Float64Type>();
-                    a.is_valid(r).then(|| a.value(r))
-                })
-                .collect();
+            let carry_vals: Vec<Option<f64>> = carry_cols.iter().map(|a| a.is_valid(r).then(|| a.value(r))).collect();
             let mut keys = vec![key.clone()];
-            // Margins: per time (place = total), per place (time = total), grand total.
+            // Margins: per time (place = all), per place (time = all), grand total.
             if by.len() == 2 {
-                keys.push(vec![key[0].clone(), Some("*".into())]);
-                keys.push(vec![Some("*".into()), key[1].clone()]);
+                keys.push(vec![key[0].clone(), Part::All]);
+                keys.push(vec![Part::All, key[1].clone()]);
             }
-            keys.push(vec![Some("*".into()); by.len()]);
+            keys.push(vec![Part::All; by.len()]);
             for (n, k) in keys.into_iter().enumerate() {
                 let acc = groups.entry(k).or_insert_with(|| Acc {
                     n: 0,
@@ -249,38 +306,32 @@ pub fn summary(
     // Suppression works on the grid of counts.
     let cells: Vec<Cell> = groups
         .iter()
-        .map(|(k, a)| Cell {
-            row: k[0].clone().unwrap_or_default(),
-            col: k.get(1).cloned().flatten().unwrap_or_else(|| "*".into()),
-            count: a.n,
-        })
+        .map(|(k, a)| Cell { row: k[0].label(), col: k.get(1).map_or_else(|| "*".into(), Part::label), count: a.n })
         .collect();
     let (hidden, primary, complementary) = suppress(&cells, u64::from(min_cell));
-    let margin = |v: &Option<String>| v.as_deref() == Some("*");
     let mut level = StringBuilder::new();
-    let mut keys: Vec<(DataType, Vec<Option<String>>)> =
-        by_idx.iter().map(|&c| (input.schema.field(c).data_type().clone(), Vec::new())).collect();
+    let mut keys: Vec<Vec<Option<String>>> = vec![Vec::new(); by.len()];
     let mut count = Int64Builder::new();
     let mut share_b: Vec<Float64Builder> = shares.iter().map(|_| Float64Builder::new()).collect();
     let mut carry_b: Vec<Float64Builder> = carry.iter().map(|_| Float64Builder::new()).collect();
     let mut status = StringBuilder::new();
     for (i, (k, a)) in groups.iter().enumerate() {
-        let lvl = match (by.len(), k.iter().map(margin).collect::<Vec<_>>().as_slice()) {
-            (_, [false]) | (_, [false, false]) => "cell",
-            (_, [true]) | (_, [true, true]) => "total",
-            (_, [false, true]) => "row_total",
+        let all: Vec<bool> = k.iter().map(|p| *p == Part::All).collect();
+        let lvl = match all.as_slice() {
+            [false] | [false, false] => "cell",
+            [true] | [true, true] => "total",
+            [false, true] => "row_total",
             _ => "column_total",
         };
         level.append_value(lvl);
-        for (j, kv) in k.iter().enumerate() {
-            keys[j].1.push(if margin(kv) { None } else { kv.clone() });
+        for (j, p) in k.iter().enumerate() {
+            keys[j].push(match p {
+                Part::Val(v) => Some(v.clone()),
+                Part::Null | Part::All => None,
+            });
         }
         let hide = hidden[i].is_some();
-        status.append_value(match hidden[i] {
-            None => "published",
-            Some(true) => "suppressed_small",
-            Some(false) => "suppressed_complementary",
-        });
+        status.append_value(if hide { "suppressed" } else { "published" });
         count.append_option((!hide).then_some(a.n as i64));
         for (j, b) in share_b.iter_mut().enumerate() {
             b.append_option((!hide && a.den[j] > 0.0).then(|| a.num[j] / a.den[j]));
@@ -291,8 +342,8 @@ pub fn summary(
     }
     let mut fields = Vec::new();
     let mut cols: Vec<ArrayRef> = Vec::new();
-    for (name, (dt, vals)) in by.iter().zip(keys) {
-        fields.push(Field::new(name, dt.clone(), true));
+    for ((name, &bi), vals) in by.iter().zip(&by_idx).zip(keys) {
+        let dt = input.schema.field(bi).data_type().clone();
         cols.push(match dt {
             DataType::Int32 => Arc::new(
                 vals.iter()
@@ -301,6 +352,7 @@ pub fn summary(
             ),
             _ => Arc::new(vals.iter().map(|v| v.as_deref()).collect::<arrow_array::StringArray>()),
         });
+        fields.push(Field::new(name, dt, true));
     }
     fields.push(Field::new("level", DataType::Utf8, false));
     cols.push(Arc::new(level.finish()));
@@ -319,4 +371,59 @@ pub fn summary(
     let schema = Arc::new(Schema::new(fields));
     let b = batch(&schema, cols)?;
     Ok((Table::new(schema, vec![b]), primary, complementary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_keys_do_not_pose_as_margins_and_small_cells_stay_hidden() {
+        // wave × education with a NULL education; the 8 "phd" of 2023 must not be recoverable.
+        let waves = [2022, 2022, 2022, 2023, 2023, 2023];
+        let edu = [Some("degree"), Some("phd"), None, Some("degree"), Some("phd"), None];
+        let counts = [30, 25, 12, 40, 8, 15];
+        let (mut w, mut e) = (Vec::new(), Vec::new());
+        for i in 0..6 {
+            for _ in 0..counts[i] {
+                w.push(waves[i]);
+                e.push(edu[i]);
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("wave", DataType::Int32, false),
+            Field::new("education", DataType::Utf8, true),
+        ]));
+        let cols: Vec<ArrayRef> =
+            vec![Arc::new(arrow_array::Int32Array::from(w)), Arc::new(arrow_array::StringArray::from(e))];
+        let t = Table::new(schema.clone(), vec![RecordBatch::try_new(schema, cols).unwrap()]);
+        let by = vec!["wave".to_owned(), "education".to_owned()];
+        let (out, primary, complementary) = summary(&t, &by, None, &[], &[], 10, "t").unwrap();
+        assert_eq!(primary, 1);
+        assert!(complementary >= 3, "row and column of the small cell need partners, got {complementary}");
+        let b = &out.batches[0];
+        let level = b.column_by_name("level").unwrap().as_string::<i32>();
+        let status = b.column_by_name("cell_status").unwrap().as_string::<i32>();
+        let n = b.column_by_name("respondents").unwrap().as_primitive::<arrow_array::types::Int64Type>();
+        // 6 cells + 2 row totals + 3 column totals (degree, phd, NULL) + 1 total.
+        assert_eq!(b.num_rows(), 12);
+        let published: i64 =
+            (0..b.num_rows()).filter(|&r| level.value(r) == "cell" && n.is_valid(r)).map(|r| n.value(r)).sum();
+        let hidden_cells =
+            (0..b.num_rows()).filter(|&r| level.value(r) == "cell" && status.value(r) == "suppressed").count();
+        assert!(hidden_cells >= 2 && published < 130);
+        assert!((0..b.num_rows()).all(|r| status.value(r) == "published" || status.value(r) == "suppressed"));
+    }
+
+    #[test]
+    fn wrong_column_types_are_configuration_errors_not_panics() {
+        let schema = Arc::new(Schema::new(vec![Field::new("iso3", DataType::Int32, false)]));
+        let t = Table::new(
+            schema.clone(),
+            vec![RecordBatch::try_new(schema, vec![Arc::new(arrow_array::Int32Array::from(vec![1]))]).unwrap()],
+        );
+        let e = summary(&t, &["iso3".into()], Some("iso3"), &[], &["iso3".into()], 10, "combine[2]").unwrap_err();
+        assert_eq!(e.kind, diaspora_core::ErrorKind::Config);
+        assert!(e.message.contains("float64"), "{e}");
+    }
 }

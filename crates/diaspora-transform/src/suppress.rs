@@ -44,6 +44,13 @@ pub fn suppress(cells: &[Cell], k: u64) -> (Vec<Option<bool>>, usize, usize) {
             break;
         }
     }
+    // Last resort: if some hidden cell is still determined (nothing was left to hide on its lines), hide every
+    // cell rather than publish a recoverable one.
+    if !determined(cells, &hidden, &lines).is_empty() {
+        for h in hidden.iter_mut() {
+            h.get_or_insert(false);
+        }
+    }
     let primary = hidden.iter().filter(|h| **h == Some(true)).count();
     let complementary = hidden.iter().filter(|h| **h == Some(false)).count();
     (hidden, primary, complementary)
