@@ -96,13 +96,15 @@ fn deserialize_collecting<T: DeserializeOwned>(
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
     for _ in 0..64 {
-        match T::deserialize(value.clone()) {
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
             Ok(t) => return Some(t),
             Err(e) => {
-                let msg = e.to_string();
+                // The path of the failing key, e.g. `steps[1].reason`, relative to this element.
+                let at_path = e.path().to_string();
+                let msg = e.inner().to_string();
                 let msg = msg.lines().next().unwrap_or_default().to_owned();
                 if let Some((field, expected)) = parse_unknown(&msg, "unknown field `") {
-                    let found = remove_key(&mut value, &field, path);
+                    let found = remove_at(&mut value, &at_path, &field, path).or_else(|| remove_key(&mut value, &field, path));
                     let at = found.clone().unwrap_or_else(|| format!("{path}.{field}"));
                     let exp: Vec<&str> = expected.iter().map(String::as_str).collect();
                     problems.push(unknown_key(&at, &field, &exp));
@@ -126,7 +128,8 @@ fn deserialize_collecting<T: DeserializeOwned>(
                         _ => return None,
                     }
                 }
-                problems.push(Problem { path: path.to_owned(), message: msg });
+                let at = if at_path == "." || at_path.is_empty() { path.to_owned() } else { format!("{path}.{at_path}") };
+                problems.push(Problem { path: at, message: msg });
                 return None;
             }
         }
@@ -152,7 +155,36 @@ fn parse_unknown(msg: &str, prefix: &str) -> Option<(String, Vec<String>)> {
     Some((name, expected))
 }
 
-/// Removes the first occurrence of `key` in nested tables (breadth first) and returns its path.
+/// Removes `key` from the table at the serde path `at` (`steps[1].reason` or `steps[1]`) and returns its path.
+fn remove_at(value: &mut toml::Value, at: &str, key: &str, path: &str) -> Option<String> {
+    let mut cur = value;
+    let mut shown = path.to_owned();
+    let segments: Vec<&str> = at.split('.').filter(|s| !s.is_empty() && *s != "?").collect();
+    // The last segment may be the unknown key itself.
+    let segments = match segments.last() {
+        Some(last) if *last == key => &segments[..segments.len() - 1],
+        _ => &segments[..],
+    };
+    for seg in segments {
+        let (name, index) = match seg.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (*seg, None),
+        };
+        if !name.is_empty() {
+            cur = cur.get_mut(name)?;
+            shown.push('.');
+            shown.push_str(name);
+        }
+        if let Some(i) = index {
+            cur = cur.get_mut(i)?;
+            shown.push_str(&format!("[{i}]"));
+        }
+    }
+    cur.as_table_mut()?.remove(key)?;
+    Some(format!("{shown}.{key}"))
+}
+
+/// Removes the first occurrence of `key` in nested tables (depth first) and returns its path.
 fn remove_key(value: &mut toml::Value, key: &str, path: &str) -> Option<String> {
     match value {
         toml::Value::Table(t) => {
@@ -408,6 +440,17 @@ partition_by = ["wave"]
         assert!(all.contains("outputs[0].partiton: unknown key"), "{all}");
         assert!(all.contains("outputs[0].from: no source or combine step is called \"survy\""), "{all}");
         assert!(all.contains("outputs[0].partition_by[1]: \"age\" may not be a partition key"), "{all}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_reported_where_it_is_not_where_a_valid_one_of_that_name_is() {
+        let bad = GOOD.replace(
+            "[[outputs]]",
+            "[[sources.steps]]\nop = \"dedupe_exact\"\nreason = \"x\"\n[[outputs]]",
+        );
+        let problems = parse_pipeline(&bad).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].to_string().starts_with("sources[0].steps[1].reason: unknown key"), "{problems:?}");
     }
 
     #[test]
