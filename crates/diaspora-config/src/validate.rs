@@ -104,7 +104,8 @@ fn deserialize_collecting<T: DeserializeOwned>(
                 let msg = e.inner().to_string();
                 let msg = msg.lines().next().unwrap_or_default().to_owned();
                 if let Some((field, expected)) = parse_unknown(&msg, "unknown field `") {
-                    let found = remove_at(&mut value, &at_path, &field, path).or_else(|| remove_key(&mut value, &field, path));
+                    let found =
+                        remove_at(&mut value, &at_path, &field, path).or_else(|| remove_key(&mut value, &field, path));
                     let at = found.clone().unwrap_or_else(|| format!("{path}.{field}"));
                     let exp: Vec<&str> = expected.iter().map(String::as_str).collect();
                     problems.push(unknown_key(&at, &field, &exp));
@@ -128,7 +129,8 @@ fn deserialize_collecting<T: DeserializeOwned>(
                         _ => return None,
                     }
                 }
-                let at = if at_path == "." || at_path.is_empty() { path.to_owned() } else { format!("{path}.{at_path}") };
+                let at =
+                    if at_path == "." || at_path.is_empty() { path.to_owned() } else { format!("{path}.{at_path}") };
                 problems.push(Problem { path: at, message: msg });
                 return None;
             }
@@ -444,10 +446,7 @@ partition_by = ["wave"]
 
     #[test]
     fn an_unknown_key_is_reported_where_it_is_not_where_a_valid_one_of_that_name_is() {
-        let bad = GOOD.replace(
-            "[[outputs]]",
-            "[[sources.steps]]\nop = \"dedupe_exact\"\nreason = \"x\"\n[[outputs]]",
-        );
+        let bad = GOOD.replace("[[outputs]]", "[[sources.steps]]\nop = \"dedupe_exact\"\nreason = \"x\"\n[[outputs]]");
         let problems = parse_pipeline(&bad).unwrap_err();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].to_string().starts_with("sources[0].steps[1].reason: unknown key"), "{problems:?}");
