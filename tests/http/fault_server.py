@@ -65,7 +65,8 @@ World Bank API v2 (data pages from <repo>/data/sample/worldbank/<CODE>_p<N>.json
   GET  /wb/<mode>[/<key>]/v2/country/<codes>/indicator/<CODE>?format=json&date=..&per_page=..&page=<p>
        page defaults to 1; format must be json (else 400 text); <codes> is not interpreted.
        The optional <key> segment (anything but "v2") only scopes the `flaky` counters.
-       ok             the page file verbatim, Content-Type application/json;charset=utf-8;
+       ok             the page file verbatim, Content-Type application/json;charset=utf-8, with an ETag
+                      (sha256) and 304 for a matching If-None-Match;
                       missing file -> 404 JSON {"error": ...}.
        total-changes  like ok, but on page >= 2 the meta "total" is increased by 7 (type kept: the
                       FP.CPI.TOTL.ZG page 2 has it as a string).
@@ -773,6 +774,12 @@ class Handler(BaseHTTPRequestHandler):
         data = f.read_bytes()
         if mode == "total-changes" and page >= 2:
             data = bump_wb_total(data, 7)
+        if mode == "ok":
+            # Validators like a caching front end would send, so conditional GETs can be tested.
+            etag = f'"{hashlib.sha256(data).hexdigest()}"'
+            if self.headers.get("If-None-Match") == etag:
+                return self._send(304, b"", None, [("ETag", etag)])
+            return self._send(200, data, self.WB_JSON, [("ETag", etag)])
         self._send(200, data, self.WB_JSON)
 
     # ------------------------------------------------------------ Qualtrics

@@ -45,8 +45,9 @@ pub struct PrivacyPolicy {
 }
 
 impl PrivacyPolicy {
-    /// Classifies the columns of a freshly read source.
-    pub fn for_source(columns: &[String], meta: &TableMeta, spec: &PrivacySpec) -> Self {
+    /// Classifies the columns of a freshly read source. `respondent_ids` names the format's own respondent id
+    /// columns beyond the built-in ones (LimeSurvey's `id`).
+    pub fn for_source(columns: &[String], meta: &TableMeta, spec: &PrivacySpec, respondent_ids: &[&str]) -> Self {
         let mut restricted = BTreeMap::new();
         for c in columns {
             let lower = c.to_lowercase();
@@ -57,7 +58,9 @@ impl PrivacyPolicy {
                 || import.starts_with("recipient")
             {
                 Some(Restriction::Identifier)
-            } else if BUILTIN_RESPONDENT_IDS.iter().any(|b| b.to_lowercase() == lower) || import == "_recordId" {
+            } else if BUILTIN_RESPONDENT_IDS.iter().chain(respondent_ids).any(|b| b.to_lowercase() == lower)
+                || import == "_recordId"
+            {
                 Some(Restriction::RespondentId)
             } else if import.ends_with("_TEXT")
                 || import.contains("_TEXT_")
@@ -153,7 +156,7 @@ mod tests {
             free_text: vec![],
             allow: vec![diaspora_config::Allowance { column: "LocationLatitude".into(), reason: "irb-42".into() }],
         };
-        let mut p = PrivacyPolicy::for_source(&cols, &meta, &spec);
+        let mut p = PrivacyPolicy::for_source(&cols, &meta, &spec, &[]);
         assert_eq!(p.restriction("IPAddress"), Some(Restriction::Identifier));
         assert_eq!(p.restriction("ResponseId"), Some(Restriction::RespondentId));
         assert_eq!(p.restriction("Q1"), Some(Restriction::FreeText));

@@ -6,55 +6,9 @@ use diaspora_core::ErrorKind;
 use diaspora_fetch::api::{Polling, limesurvey_export, qualtrics_export};
 use diaspora_fetch::http::{HttpClient, HttpSettings, Request};
 use diaspora_fetch::store::RawStore;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-/// The loopback server; stopped when dropped (its stdin closes).
-struct Server {
-    child: Child,
-    a: u16,
-    b: u16,
-}
-
-impl Server {
-    fn start() -> Self {
-        let mut child = Command::new("python3")
-            .arg(repo().join("tests/http/fault_server.py"))
-            .arg("--repo")
-            .arg(repo())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs the loopback server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let ports: Vec<u16> = line.split_whitespace().skip(1).map(|p| p.parse().unwrap()).collect();
-        assert_eq!(ports.len(), 2, "server said {line:?}");
-        Self { child, a: ports[0], b: ports[1] }
-    }
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.a)
-    }
-    fn log(&self, key: &str) -> Vec<serde_json::Value> {
-        let c = HttpClient::new(fast()).unwrap();
-        let r = c.fetch(Request::get(self.url(&format!("/_log?key={key}")), "log")).unwrap();
-        serde_json::from_slice::<Vec<serde_json::Value>>(&r.bytes).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-}
+use diaspora_testkit::{Server, repo};
 
 fn fast() -> HttpSettings {
     HttpSettings {

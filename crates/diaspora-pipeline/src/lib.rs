@@ -78,7 +78,10 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
         }
         let mut rejects = read.rejects;
         let mut table = read.table;
-        let mut policy = PrivacyPolicy::for_source(&table.column_names(), &table.meta, &spec.privacy);
+        let limesurvey = spec.kind == diaspora_config::SourceKind::LimesurveyRc
+            || spec.format == Some(diaspora_config::Format::LimesurveyCsv);
+        let ids: &[&str] = if limesurvey { &["id"] } else { &[] };
+        let mut policy = PrivacyPolicy::for_source(&table.column_names(), &table.meta, &spec.privacy, ids);
         let location = spec.location.clone().unwrap_or_else(|| format!("World Bank API ({})", spec.id));
         let ctx = CleanContext { source: &spec.id, location: &location, resolver: &resolver, key: key.as_ref() };
         for (j, step) in spec.steps.iter().enumerate() {
