@@ -49,6 +49,12 @@ pub enum Format {
     LimesurveyCsv,
     /// Delimited text with one header row; the delimiter is sniffed.
     Csv,
+    /// World Bank WDI bulk CSV (or the zip it comes in).
+    WdiCsv,
+    /// IMF World Economic Outlook download (tab-separated text).
+    ImfWeo,
+    /// SDMX-CSV 1.0 or 2.x.
+    SdmxCsv,
 }
 
 /// One input.
@@ -86,6 +92,15 @@ pub struct SourceSpec {
     /// Environment variable holding the LimeSurvey password.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// Character encoding of a text file (`windows-1251`, `koi8-r`, `utf-16le`, …); detected when absent.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// Field delimiter of a text file (one character); sniffed when absent.
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    /// SDMX-CSV: the dimension whose value names the indicator (default: the dataflow id).
+    #[serde(default)]
+    pub indicator_dimension: Option<String>,
     /// Largest share of rows that may be rejected before the run fails with exit 65.
     #[serde(default)]
     pub max_reject_share: Option<f64>,

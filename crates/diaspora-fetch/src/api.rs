@@ -80,7 +80,7 @@ pub fn qualtrics_export(
     unzip_single_table(&zip.bytes, max_uncompressed, &what)
 }
 
-/// Extracts the one CSV/TSV member of an export zip. Member names that would escape a directory (`..`,
+/// Extracts the CSV/TSV member of an export zip (the `API_…` data file of a World Bank bulk zip, else the first). Member names that would escape a directory (`..`,
 /// absolute paths, drive letters, backslashes) are refused, and decompression stops at `max_uncompressed` bytes.
 pub fn unzip_single_table(bytes: &[u8], max_uncompressed: u64, what: &str) -> Result<Vec<u8>> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
@@ -97,8 +97,12 @@ pub fn unzip_single_table(bytes: &[u8], max_uncompressed: u64, what: &str) -> Re
             return Err(Error::data(format!("{what}: zip member {name:?} would escape the extraction directory")));
         }
         let lower = name.to_lowercase();
-        if (lower.ends_with(".csv") || lower.ends_with(".tsv")) && found.is_none() {
-            found = Some(i);
+        if lower.ends_with(".csv") || lower.ends_with(".tsv") {
+            // The World Bank bulk zip holds the data (API_…) beside two metadata files: prefer the data.
+            let base = name.rsplit('/').next().unwrap_or(&name);
+            if found.is_none() || base.starts_with("API_") {
+                found = Some(i);
+            }
         }
     }
     let i = found.ok_or_else(|| Error::data(format!("{what}: the zip holds no .csv or .tsv file")))?;

@@ -7,11 +7,13 @@
 mod imf;
 mod qualtrics;
 mod text;
+pub mod wide;
 mod worldbank;
 
 pub use imf::{ImfValue, parse_imf_datamapper};
 pub use qualtrics::{QualtricsOptions, read_delimited, read_qualtrics_csv};
-pub use text::decode_text;
+pub use text::{decode_text, decode_with};
+pub use wide::{LongObservation, read_imf_weo, read_sdmx_csv, read_wdi_csv};
 pub use worldbank::{WbPage, WbRecord, parse_worldbank_page};
 
 use diaspora_core::{Reject, Table};

@@ -1,4 +1,5 @@
-use crate::{ReadOutput, decode_text};
+use crate::ReadOutput;
+use crate::text::decode_with;
 use arrow_array::builder::{StringBuilder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use diaspora_core::{Error, Reject, Result, Table, TableMeta, text_schema};
@@ -13,6 +14,10 @@ pub struct QualtricsOptions {
     pub name: String,
     /// Rows per batch.
     pub batch_rows: usize,
+    /// Declared encoding (WHATWG label); detected when absent.
+    pub encoding: Option<String>,
+    /// Declared delimiter; sniffed when absent.
+    pub delimiter: Option<u8>,
 }
 
 /// Reads a Qualtrics CSV/TSV export: three header rows (export tags, question text, ImportId JSON) or the
@@ -22,13 +27,13 @@ pub struct QualtricsOptions {
 /// are made unique by appending `_2`, `_3`, … . Ragged rows and fields that are not valid UTF-8 are rejected
 /// with their line numbers.
 pub fn read_qualtrics_csv(bytes: &[u8], opts: &QualtricsOptions) -> Result<ReadOutput> {
-    read_table(bytes, opts, true, None)
+    read_table(bytes, opts, true, opts.delimiter)
 }
 
 /// Reads a delimited file with one header row (LimeSurvey CSV exports, generic CSV): UTF-8 with or without BOM
 /// or UTF-16 by BOM; the delimiter is sniffed from the header line (`,` `;` tab `|`) unless given.
-pub fn read_delimited(bytes: &[u8], opts: &QualtricsOptions, delimiter: Option<u8>) -> Result<ReadOutput> {
-    read_table(bytes, opts, false, delimiter)
+pub fn read_delimited(bytes: &[u8], opts: &QualtricsOptions) -> Result<ReadOutput> {
+    read_table(bytes, opts, false, opts.delimiter)
 }
 
 /// The delimiter that occurs most often outside quotes in the first line.
@@ -48,7 +53,7 @@ fn sniff_delimiter(text: &[u8]) -> u8 {
 }
 
 fn read_table(bytes: &[u8], opts: &QualtricsOptions, qualtrics: bool, delimiter: Option<u8>) -> Result<ReadOutput> {
-    let text = decode_text(bytes);
+    let (text, _) = decode_with(bytes, opts.encoding.as_deref(), &opts.name)?;
     let delimiter = delimiter.unwrap_or_else(|| sniff_delimiter(&text));
     let mut rdr =
         csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(&text[..]);
@@ -70,9 +75,8 @@ fn read_table(bytes: &[u8], opts: &QualtricsOptions, qualtrics: bool, delimiter:
             .map_err(|_| Error::data(format!("{}: line 1, column {}: header is not valid UTF-8", opts.name, i + 1)))?
             .trim()
             .to_owned();
-        if name.is_empty() {
-            return Err(Error::data(format!("{}: line 1, column {}: empty column name", opts.name, i + 1)));
-        }
+        // An unnamed column (a trailing delimiter, as in legacy Qualtrics and WDI files) gets a positional name.
+        let name = if name.is_empty() { format!("column_{}", i + 1) } else { name };
         let mut unique = name.clone();
         let mut n = 2;
         while names.contains(&unique) {
@@ -244,7 +248,7 @@ mod tests {
     use arrow_array::{Array, StringArray};
 
     fn opts() -> QualtricsOptions {
-        QualtricsOptions { source: "s".into(), name: "test.csv".into(), batch_rows: 2 }
+        QualtricsOptions { source: "s".into(), name: "test.csv".into(), batch_rows: 2, encoding: None, delimiter: None }
     }
 
     const THREE: &str = concat!(
@@ -297,7 +301,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_a_reject_with_its_column() {
-        let mut bytes = b"A,B\r\nx,y\r\n1,".to_vec();
+        let mut bytes = "A,B\r\nГрузия,Армения и Турция\r\n1,".as_bytes().to_vec();
         bytes.extend_from_slice(b"\xff\xfe\xfa\r\n2,ok\r\n");
         let out = read_qualtrics_csv(&bytes, &opts()).unwrap();
         assert_eq!(out.rows_read, 2);
@@ -309,7 +313,7 @@ mod tests {
     fn limesurvey_style_semicolons_quotes_bom_and_crlf() {
         let csv =
             "\u{feff}\"id\";\"submitdate\";\"Q1\"\r\n\"1\";\"1980-01-01 00:00:00\";\"a; b\"\r\n\"2\";\"\";\"c\"\r\n";
-        let out = read_delimited(csv.as_bytes(), &opts(), None).unwrap();
+        let out = read_delimited(csv.as_bytes(), &opts()).unwrap();
         assert_eq!(out.rows_read, 2);
         assert_eq!(out.table.column_names(), vec!["id", "submitdate", "Q1"]);
         let q1 = out.table.batches[0].column_by_name("Q1").unwrap().as_any().downcast_ref::<StringArray>().unwrap();

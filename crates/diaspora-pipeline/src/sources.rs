@@ -1,12 +1,13 @@
 use diaspora_config::{Format, Settings, SourceKind, SourceSpec, parse_years};
 use diaspora_core::{Error, Reject, Result, SourceRecord, Table, line_field};
-use diaspora_fetch::api::{Polling, limesurvey_export, qualtrics_export};
+use diaspora_fetch::api::{Polling, limesurvey_export, qualtrics_export, unzip_single_table};
 use diaspora_fetch::http::{HttpClient, Request, Response};
 use diaspora_fetch::store::{FetchRecord, Fetched as StoreFetched, RawStore};
 use diaspora_fetch::{Raw, read_local, worldbank_offline_page};
+use diaspora_formats::wide::Observations;
 use diaspora_formats::{
-    QualtricsOptions, ReadOutput, WbPage, parse_imf_datamapper, parse_worldbank_page, read_delimited,
-    read_qualtrics_csv,
+    QualtricsOptions, ReadOutput, WbPage, parse_imf_datamapper, parse_worldbank_page, read_delimited, read_imf_weo,
+    read_qualtrics_csv, read_sdmx_csv, read_wdi_csv,
 };
 use std::collections::BTreeSet;
 
@@ -51,7 +52,16 @@ fn format_check(format: Option<Format>, bytes: &[u8], what: &str) -> Result<Opti
     let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
     match format {
         Some(Format::WorldbankJson) => Ok(parse_worldbank_page(bytes, what)?.lastupdated),
-        Some(Format::QualtricsCsv | Format::LimesurveyCsv | Format::Csv) | None => {
+        _ if bytes.starts_with(b"PK\x03\x04") => Ok(None),
+        Some(
+            Format::QualtricsCsv
+            | Format::LimesurveyCsv
+            | Format::Csv
+            | Format::WdiCsv
+            | Format::ImfWeo
+            | Format::SdmxCsv,
+        )
+        | None => {
             if first == Some(b'<') {
                 return Err(Error::data(format!("{what}: the server returned an HTML/XML page, not CSV")));
             }
@@ -257,6 +267,8 @@ pub fn read(spec: &SourceSpec, fetched: &Fetched, settings: &Settings) -> Result
         source: spec.id.clone(),
         name: name.to_owned(),
         batch_rows: settings.batch_rows,
+        encoding: spec.encoding.clone(),
+        delimiter: spec.delimiter.and_then(|c| u8::try_from(c).ok()),
     };
     let format = match spec.kind {
         SourceKind::WorldbankApi => Some(Format::WorldbankJson),
@@ -268,12 +280,91 @@ pub fn read(spec: &SourceSpec, fetched: &Fetched, settings: &Settings) -> Result
     let Some((name, raw)) = fetched.docs.first() else {
         return Err(Error::data(format!("source {}: nothing was fetched", spec.id)));
     };
+    // A zip (the World Bank bulk download, an export archive) holds the table.
+    let unzipped;
+    let bytes: &[u8] = if raw.bytes.starts_with(b"PK\x03\x04") {
+        unzipped = unzip_single_table(&raw.bytes, settings.http.max_body_bytes, name)?;
+        &unzipped
+    } else {
+        &raw.bytes
+    };
     match format {
-        Some(Format::QualtricsCsv) => read_qualtrics_csv(&raw.bytes, &opts(name)),
-        Some(Format::LimesurveyCsv | Format::Csv) => read_delimited(&raw.bytes, &opts(name), None),
+        Some(Format::QualtricsCsv) => read_qualtrics_csv(bytes, &opts(name)),
+        Some(Format::LimesurveyCsv | Format::Csv) => read_delimited(bytes, &opts(name)),
         Some(Format::WorldbankJson) => read_worldbank(spec, fetched),
+        Some(Format::WdiCsv) => observations_table(spec, read_wdi_csv(bytes, &spec.id, name)?),
+        Some(Format::ImfWeo) => observations_table(spec, read_imf_weo(bytes, &spec.id, name)?),
+        Some(Format::SdmxCsv) => {
+            observations_table(spec, read_sdmx_csv(bytes, &spec.id, name, spec.indicator_dimension.as_deref())?)
+        }
         None => Err(Error::config(format!("source {}: format missing", spec.id))),
     }
+}
+
+/// Indicator-file observations → long table (`iso3`, `year`, `indicator`, `value`, and `forecast` when the file
+/// marks projections). Observations outside the declared countries, years or indicators are `outside_request`.
+fn observations_table(spec: &SourceSpec, (obs, mut rejects): Observations) -> Result<ReadOutput> {
+    use arrow_array::builder::{BooleanBuilder, Float64Builder, Int32Builder, StringBuilder, UInt64Builder};
+    use arrow_array::{ArrayRef, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let countries: BTreeSet<&str> = spec.countries.iter().map(String::as_str).collect();
+    let (from, to) = spec.years.as_deref().and_then(parse_years).unwrap_or((i32::MIN, i32::MAX));
+    let with_forecast = obs.iter().any(|o| o.forecast.is_some());
+    let (mut line, mut iso, mut year, mut ind, mut val, mut fc) = (
+        UInt64Builder::new(),
+        StringBuilder::new(),
+        Int32Builder::new(),
+        StringBuilder::new(),
+        Float64Builder::new(),
+        BooleanBuilder::new(),
+    );
+    let rows_read = (obs.len() + rejects.len()) as u64;
+    for o in obs {
+        let column = if spec.indicators.is_empty() {
+            Some(o.indicator.as_str())
+        } else {
+            spec.indicators.get(&o.indicator).map(String::as_str)
+        };
+        let wanted = (countries.is_empty() || countries.contains(o.iso3.as_str())) && o.year >= from && o.year <= to;
+        let Some(column) = column.filter(|_| wanted) else {
+            rejects.push(Reject {
+                source: spec.id.clone(),
+                line: o.line,
+                reason: "outside_request".into(),
+                column: None,
+                value: Some(format!("{} {} {}", o.indicator, o.iso3, o.year)),
+            });
+            continue;
+        };
+        line.append_value(o.line);
+        iso.append_value(&o.iso3);
+        year.append_value(o.year);
+        ind.append_value(column);
+        val.append_option(o.value);
+        fc.append_value(o.forecast.unwrap_or(false));
+    }
+    let mut fields = vec![
+        line_field(),
+        Arc::new(Field::new("iso3", DataType::Utf8, false)),
+        Arc::new(Field::new("year", DataType::Int32, false)),
+        Arc::new(Field::new("indicator", DataType::Utf8, false)),
+        Arc::new(Field::new("value", DataType::Float64, true)),
+    ];
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(line.finish()),
+        Arc::new(iso.finish()),
+        Arc::new(year.finish()),
+        Arc::new(ind.finish()),
+        Arc::new(val.finish()),
+    ];
+    if with_forecast {
+        fields.push(Arc::new(Field::new("forecast", DataType::Boolean, false)));
+        cols.push(Arc::new(fc.finish()));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(ReadOutput { table: Table::new(schema, vec![batch]), rejects, rows_read })
 }
 
 /// IMF DataMapper answers → long table (`iso3`, `year`, `indicator`, `value`, `forecast`). The API returns more
