@@ -22,6 +22,7 @@ pub const BUILTIN_IDENTIFIERS: &[&str] = &[
     "IPAddress",
     "LocationLatitude",
     "LocationLongitude",
+    "LocationAccuracy",
     "RecipientFirstName",
     "RecipientLastName",
     "RecipientEmail",
@@ -52,15 +53,18 @@ impl PrivacyPolicy {
         for c in columns {
             let lower = c.to_lowercase();
             let import = meta.import_ids.get(c).map(String::as_str).unwrap_or("");
-            let r = if BUILTIN_IDENTIFIERS.iter().any(|b| b.to_lowercase() == lower)
+            // A column is known by its name and by its Qualtrics ImportId (or, in legacy exports, by what the
+            // second header row says it is: V6 is "IPAddress").
+            let known_as = |list: &[&str]| {
+                let id = import.to_lowercase();
+                list.iter().any(|b| b.to_lowercase() == lower || b.to_lowercase() == id)
+            };
+            let r = if known_as(BUILTIN_IDENTIFIERS)
                 || spec.identifiers.iter().any(|i| i.to_lowercase() == lower)
-                || matches!(import, "ipAddress" | "locationLatitude" | "locationLongitude")
                 || import.starts_with("recipient")
             {
                 Some(Restriction::Identifier)
-            } else if BUILTIN_RESPONDENT_IDS.iter().chain(respondent_ids).any(|b| b.to_lowercase() == lower)
-                || import == "_recordId"
-            {
+            } else if known_as(BUILTIN_RESPONDENT_IDS) || known_as(respondent_ids) || import == "_recordId" {
                 Some(Restriction::RespondentId)
             } else if import.ends_with("_TEXT")
                 || import.contains("_TEXT_")

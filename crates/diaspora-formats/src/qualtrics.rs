@@ -66,9 +66,7 @@ fn read_table(bytes: &[u8], opts: &QualtricsOptions, qualtrics: bool, delimiter:
         }
     };
     let names_row = next_header("first (column names)")?;
-    if qualtrics {
-        next_header("second (question text)")?;
-    }
+    let questions = if qualtrics { Some(next_header("second (question text)")?) } else { None };
     let mut names = Vec::with_capacity(names_row.len());
     for (i, raw) in names_row.iter().enumerate() {
         let name = std::str::from_utf8(raw)
@@ -105,6 +103,15 @@ fn read_table(bytes: &[u8], opts: &QualtricsOptions, qualtrics: bool, delimiter:
                 }
             }
         } else {
+            // The legacy two-row form names metadata V1…V10 and says what they are in the second row
+            // (ResponseID, Name, EmailAddress, IPAddress, …): keep that as the column's id.
+            if let Some(q) = &questions {
+                for (i, raw) in q.iter().enumerate() {
+                    if let (Some(name), Ok(text)) = (names.get(i), std::str::from_utf8(raw)) {
+                        meta.import_ids.insert(name.clone(), text.trim().to_owned());
+                    }
+                }
+            }
             pending = Some(row);
         }
     }
@@ -288,6 +295,7 @@ mod tests {
         let out = read_qualtrics_csv(csv.as_bytes(), &opts()).unwrap();
         assert_eq!(out.rows_read, 1);
         assert_eq!(out.table.column_names(), vec!["V1", "Q1", "Q1_2"]);
+        assert_eq!(out.table.meta.import_ids["V1"], "ResponseID");
     }
 
     #[test]

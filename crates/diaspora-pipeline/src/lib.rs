@@ -80,7 +80,8 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
         let mut table = read.table;
         let limesurvey = spec.kind == diaspora_config::SourceKind::LimesurveyRc
             || spec.format == Some(diaspora_config::Format::LimesurveyCsv);
-        let ids: &[&str] = if limesurvey { &["id"] } else { &[] };
+        // LimeSurvey names its respondent id `id` (code headings) or `Response ID` (full-text headings).
+        let ids: &[&str] = if limesurvey { &["id", "Response ID"] } else { &[] };
         let mut policy = PrivacyPolicy::for_source(&table.column_names(), &table.meta, &spec.privacy, ids);
         let location = spec.location.clone().unwrap_or_else(|| format!("World Bank API ({})", spec.id));
         let ctx = CleanContext { source: &spec.id, location: &location, resolver: &resolver, key: key.as_ref() };
