@@ -77,6 +77,29 @@ location = "{weo}"
 format = "imf_weo"
 
 [[sources]]
+id = "workbook"
+kind = "file"
+location = "{xlsx}"
+format = "xlsx"
+[[sources.steps]]
+op = "cast"
+column = "Age"
+to = "int32"
+[[sources.steps]]
+op = "timestamps"
+columns = ["Submitted"]
+time_zone = "UTC"
+
+[[sources]]
+id = "spss"
+kind = "file"
+location = "{sav}"
+format = "spss"
+[[sources.steps]]
+op = "labels"
+column = "mylabl"
+
+[[sources]]
 id = "sdmx"
 kind = "file"
 location = "{d}/sdmx.csv"
@@ -108,6 +131,12 @@ partition_by = ["year"]
 dataset = "weo"
 from = "weo"
 [[outputs]]
+dataset = "workbook"
+from = "workbook"
+[[outputs]]
+dataset = "spss"
+from = "spss"
+[[outputs]]
 dataset = "sdmx"
 from = "sdmx"
 "#,
@@ -116,6 +145,8 @@ from = "sdmx"
         ls = fmt("crates/diaspora-formats/tests/data/limesurvey/unit_test_quality_survey_results.csv"),
         wdi = fmt("data/reference/wdi-csv/API_NY.GDP.MKTP.KD.ZG_DS2_en_csv_v2_2788350.csv"),
         weo = fmt("crates/diaspora-formats/tests/data/imf-weo/WEOApr2024all_.xls"),
+        xlsx = fmt("crates/diaspora-formats/tests/data/xlsx/survey.xlsx"),
+        sav = fmt("crates/diaspora-formats/tests/data/spss/sample.sav"),
     );
     let path = dir.join("formats.toml");
     std::fs::write(&path, text).unwrap();
@@ -139,6 +170,19 @@ fn every_format_reads_from_one_pipeline_and_balances() {
     assert_eq!(rows("limesurvey"), 70);
     assert_eq!(rows("wdi"), 2 * 9, "ARM and GEO, 2015–2023");
     assert_eq!(rows("sdmx"), 2);
+    assert_eq!(rows("workbook"), 3, "the row with an error cell is a reject");
+    assert_eq!(rows("spss"), 5);
+    let labels = std::process::Command::new(python())
+        .args(["-c", "import duckdb,sys;print(sorted(r[0] for r in duckdb.sql(f\"select distinct mylabl from read_parquet('{sys.argv[1]}/**/*.parquet')\").fetchall() if r[0]))"])
+        .arg(root.join("spss"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&labels.stdout).trim(),
+        "['Female', 'Male']",
+        "{}",
+        String::from_utf8_lossy(&labels.stderr)
+    );
     assert_eq!(
         r["sources"].as_array().unwrap().iter().find(|s| s["source"] == "sdmx").unwrap()["rejected"]["not_annual"],
         1

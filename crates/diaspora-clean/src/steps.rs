@@ -9,7 +9,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use diaspora_config::{CastType, Keep, Step, Unmapped};
 use diaspora_core::{Error, LINE_COL, Reject, Result, Table, did_you_mean, lines_of};
 use rayon::prelude::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -263,6 +263,35 @@ pub fn apply_step(
                 }))
             })
         }
+        Step::Labels { column, into } => {
+            let i = col(column, "column")?;
+            let labels: BTreeMap<String, String> = table
+                .schema
+                .field(i)
+                .metadata()
+                .get("spss.value_labels")
+                .and_then(|j| serde_json::from_str(j).ok())
+                .ok_or_else(|| {
+                    Error::config(format!("{path}.column: {column:?} carries no value labels (spss.value_labels)"))
+                })?;
+            let out_name = into.clone().unwrap_or_else(|| column.clone());
+            let schema = replace_field(&table.schema, i, &out_name, DataType::Utf8);
+            let t = Table { schema: schema.clone(), ..table };
+            let out = map_batches(t, |b| {
+                let a = b.column(i);
+                let texts: StringArray = (0..a.len())
+                    .map(|r| {
+                        let code = cell_text(a.as_ref(), r)?;
+                        Some(labels.get(&code).cloned().unwrap_or(code))
+                    })
+                    .collect();
+                let mut cols = b.columns().to_vec();
+                cols[i] = Arc::new(texts);
+                rebuild(schema.clone(), cols)
+            })?;
+            policy.rename(column, &out_name);
+            Ok(out)
+        }
         Step::Rename { columns } => {
             let mut fields: Vec<Field> = table.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
             for (from, to) in columns {
@@ -469,6 +498,20 @@ fn fmt_num(v: f64) -> String {
 fn parse_local(s: &str, tz: &jiff::tz::TimeZone) -> Option<i64> {
     let dt = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s.trim()).ok()?;
     Some(tz.to_ambiguous_timestamp(dt).compatible().ok()?.as_microsecond())
+}
+
+/// A cell as the text value labels are keyed by (`1`, `1.5`, `F`); `None` for NULL.
+fn cell_text(a: &dyn Array, r: usize) -> Option<String> {
+    if a.is_null(r) {
+        return None;
+    }
+    Some(match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().value(r).to_owned(),
+        DataType::Int32 => a.as_primitive::<Int32Type>().value(r).to_string(),
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(r).to_string(),
+        DataType::Float64 => fmt_num(a.as_primitive::<Float64Type>().value(r)),
+        other => format!("{other}"),
+    })
 }
 
 /// Feeds one cell into a hasher, distinguishing NULL from every value.

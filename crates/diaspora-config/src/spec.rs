@@ -55,6 +55,10 @@ pub enum Format {
     ImfWeo,
     /// SDMX-CSV 1.0 or 2.x.
     SdmxCsv,
+    /// An XLSX workbook (one sheet, first row = column names).
+    Xlsx,
+    /// An SPSS system file (.sav or .zsav), with value labels and user-missing values.
+    Spss,
 }
 
 /// One input.
@@ -98,6 +102,12 @@ pub struct SourceSpec {
     /// Field delimiter of a text file (one character); sniffed when absent.
     #[serde(default)]
     pub delimiter: Option<char>,
+    /// SPSS: keep user-missing values as values instead of NULL.
+    #[serde(default)]
+    pub keep_user_missing: bool,
+    /// XLSX: the sheet to read (default: the first).
+    #[serde(default)]
+    pub sheet: Option<String>,
     /// SDMX-CSV: the dimension whose value names the indicator (default: the dataflow id).
     #[serde(default)]
     pub indicator_dimension: Option<String>,
@@ -228,6 +238,13 @@ pub enum Step {
     },
     /// Replace an id with a keyed pseudonym (HMAC-SHA-256) in `into`; the original column is then dropped.
     Pseudonymize { column: String, into: String },
+    /// Replace codes by their value labels (SPSS `spss.value_labels` metadata) in `into` (default: in place);
+    /// a code without a label keeps its text.
+    Labels {
+        column: String,
+        #[serde(default)]
+        into: Option<String>,
+    },
     /// Rename columns (`old = "new"`).
     Rename { columns: BTreeMap<String, String> },
     /// Keep only these columns, in this order.

@@ -6,15 +6,19 @@
 
 mod imf;
 mod qualtrics;
+mod spss;
 mod text;
 pub mod wide;
 mod worldbank;
+mod xlsx;
 
 pub use imf::{ImfValue, parse_imf_datamapper};
 pub use qualtrics::{QualtricsOptions, read_delimited, read_qualtrics_csv};
+pub use spss::{SavOptions, read_sav};
 pub use text::{decode_text, decode_with};
 pub use wide::{LongObservation, read_imf_weo, read_sdmx_csv, read_wdi_csv};
 pub use worldbank::{WbPage, WbRecord, parse_worldbank_page};
+pub use xlsx::read_xlsx;
 
 use diaspora_core::{Reject, Table};
 

@@ -6,8 +6,8 @@ use diaspora_fetch::store::{FetchRecord, Fetched as StoreFetched, RawStore};
 use diaspora_fetch::{Raw, read_local, worldbank_offline_page};
 use diaspora_formats::wide::Observations;
 use diaspora_formats::{
-    QualtricsOptions, ReadOutput, WbPage, parse_imf_datamapper, parse_worldbank_page, read_delimited, read_imf_weo,
-    read_qualtrics_csv, read_sdmx_csv, read_wdi_csv,
+    QualtricsOptions, ReadOutput, SavOptions, WbPage, parse_imf_datamapper, parse_worldbank_page, read_delimited,
+    read_imf_weo, read_qualtrics_csv, read_sav, read_sdmx_csv, read_wdi_csv, read_xlsx,
 };
 use std::collections::BTreeSet;
 
@@ -53,13 +53,21 @@ fn format_check(format: Option<Format>, bytes: &[u8], what: &str) -> Result<Opti
     match format {
         Some(Format::WorldbankJson) => Ok(parse_worldbank_page(bytes, what)?.lastupdated),
         _ if bytes.starts_with(b"PK\x03\x04") => Ok(None),
+        Some(Format::Spss) => {
+            if bytes.starts_with(b"$FL2") || bytes.starts_with(b"$FL3") {
+                Ok(None)
+            } else {
+                Err(Error::data(format!("{what}: not an SPSS system file")))
+            }
+        }
         Some(
             Format::QualtricsCsv
             | Format::LimesurveyCsv
             | Format::Csv
             | Format::WdiCsv
             | Format::ImfWeo
-            | Format::SdmxCsv,
+            | Format::SdmxCsv
+            | Format::Xlsx,
         )
         | None => {
             if first == Some(b'<') {
@@ -282,7 +290,7 @@ pub fn read(spec: &SourceSpec, fetched: &Fetched, settings: &Settings) -> Result
     };
     // A zip (the World Bank bulk download, an export archive) holds the table.
     let unzipped;
-    let bytes: &[u8] = if raw.bytes.starts_with(b"PK\x03\x04") {
+    let bytes: &[u8] = if raw.bytes.starts_with(b"PK\x03\x04") && format != Some(Format::Xlsx) {
         unzipped = unzip_single_table(&raw.bytes, settings.http.max_body_bytes, name)?;
         &unzipped
     } else {
@@ -292,6 +300,17 @@ pub fn read(spec: &SourceSpec, fetched: &Fetched, settings: &Settings) -> Result
         Some(Format::QualtricsCsv) => read_qualtrics_csv(bytes, &opts(name)),
         Some(Format::LimesurveyCsv | Format::Csv) => read_delimited(bytes, &opts(name)),
         Some(Format::WorldbankJson) => read_worldbank(spec, fetched),
+        Some(Format::Xlsx) => read_xlsx(bytes, &opts(name), spec.sheet.as_deref()),
+        Some(Format::Spss) => read_sav(
+            bytes,
+            &SavOptions {
+                source: spec.id.clone(),
+                name: name.clone(),
+                batch_rows: settings.batch_rows,
+                encoding: spec.encoding.clone(),
+                keep_user_missing: spec.keep_user_missing,
+            },
+        ),
         Some(Format::WdiCsv) => observations_table(spec, read_wdi_csv(bytes, &spec.id, name)?),
         Some(Format::ImfWeo) => observations_table(spec, read_imf_weo(bytes, &spec.id, name)?),
         Some(Format::SdmxCsv) => {
