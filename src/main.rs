@@ -128,6 +128,24 @@ fn load(path: &Path) -> Result<(diaspora_config::Pipeline, String)> {
     Ok((p, text))
 }
 
+/// A pipeline with `filter` or `derive` steps needs a build with the `sql` feature.
+fn sql_available_for(p: &diaspora_config::Pipeline) -> Result<()> {
+    if diaspora_clean::sql::SQL_AVAILABLE {
+        return Ok(());
+    }
+    for (i, s) in p.sources.iter().enumerate() {
+        for (j, step) in s.steps.iter().enumerate() {
+            if matches!(step, diaspora_config::Step::Filter { .. } | diaspora_config::Step::Derive { .. }) {
+                return Err(Error::config(format!(
+                    "sources[{i}].steps[{j}]: SQL expressions need a build with the `sql` feature \
+                     (cargo build --release --features sql)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn dispatch(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Run { pipelines } => {
@@ -140,6 +158,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
             }
             for path in pipelines {
                 let (p, text) = load(path)?;
+                sql_available_for(&p)?;
                 let report = diaspora_pipeline::run(&p, &text, &settings)?;
                 if !cli.quiet {
                     eprintln!("{}", report.summary_line());
@@ -150,7 +169,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
         Command::Validate { pipelines } => {
             let mut failed = Vec::new();
             for path in pipelines {
-                match load(path) {
+                match load(path).and_then(|(p, _)| sql_available_for(&p).map(|()| p)) {
                     Ok(_) => println!("{}: ok", path.display()),
                     Err(e) => {
                         println!("{e}");

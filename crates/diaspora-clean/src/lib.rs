@@ -7,6 +7,7 @@
 pub mod country;
 pub mod privacy;
 pub mod pseudonym;
+pub mod sql;
 mod steps;
 
 pub use country::{CountryResolver, Resolution, normalize};

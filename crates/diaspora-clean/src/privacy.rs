@@ -97,6 +97,17 @@ impl PrivacyPolicy {
         !self.restricted.contains_key(column)
     }
 
+    /// A step replaced the column's content with something that is not the respondent's own words or id (a
+    /// pseudonym, a country code, a mapped code): it is no longer restricted.
+    pub fn release(&mut self, column: &str) {
+        self.restricted.remove(column);
+    }
+
+    /// Marks a column as restricted (a value derived from a restricted one).
+    pub fn restrict(&mut self, column: &str, r: Restriction) {
+        self.restricted.insert(column.to_owned(), r);
+    }
+
     /// Follows a rename.
     pub fn rename(&mut self, from: &str, to: &str) {
         if let Some(r) = self.restricted.remove(from) {

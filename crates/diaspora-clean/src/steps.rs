@@ -44,6 +44,33 @@ pub fn apply_step(
     ctx: &CleanContext<'_>,
     policy: &mut PrivacyPolicy,
 ) -> Result<StepOutput> {
+    let out = apply(table, step, path, ctx, policy)?;
+    match step {
+        // Written in place, a pseudonym or a country code replaces the restricted text: the column is released.
+        Step::Pseudonymize { column, into } | Step::Country { column, into } if column == into => {
+            policy.release(column);
+        }
+        // A derived value that reads a restricted column is restricted like it.
+        Step::Derive { name, expr } => {
+            let lower = expr.to_lowercase();
+            let inherited: Vec<_> =
+                policy.restricted().filter(|(c, _)| lower.contains(&c.to_lowercase())).map(|(_, r)| r).collect();
+            if let Some(r) = inherited.first() {
+                policy.restrict(name, *r);
+            }
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
+fn apply(
+    table: Table,
+    step: &Step,
+    path: &str,
+    ctx: &CleanContext<'_>,
+    policy: &mut PrivacyPolicy,
+) -> Result<StepOutput> {
     let col = |name: &str, key: &str| -> Result<usize> { column_index(&table, name, &format!("{path}.{key}"), ctx) };
     match step {
         Step::DropValues { column, values, reason } | Step::KeepValues { column, values, reason } => {
@@ -161,8 +188,10 @@ pub fn apply_step(
                 let nb = rebuild(schema.clone(), cols)?;
                 Ok(filter_rows(&nb, ctx, |r| bad.contains(&r).then(|| reject(reason, column, a, r, show))))
             })?;
-            policy.rename(column, into);
             // A mapped value is a code chosen by the pipeline, not the respondent's words.
+            if into == column {
+                policy.release(column);
+            }
             Ok(out)
         }
         Step::Country { column, into } => {
@@ -262,6 +291,52 @@ pub fn apply_step(
                     a.is_null(r).then(|| ("id_missing".to_owned(), Some(column.clone()), None))
                 }))
             })
+        }
+        Step::Filter { expr, reason } => {
+            let compiled = crate::sql::SqlExpr::compile(expr, &table.schema, path)?;
+            per_batch(table, ctx, |b| {
+                let v = compiled.eval(b, path)?;
+                let mask = v.as_boolean_opt().ok_or_else(|| {
+                    Error::config(format!("{path}.expr: must be a boolean expression, it gives {}", v.data_type()))
+                })?;
+                Ok(filter_rows(b, ctx, |r| {
+                    (!(mask.is_valid(r) && mask.value(r))).then(|| (reason.clone(), None, None))
+                }))
+            })
+        }
+        Step::Derive { name, expr } => {
+            let compiled = crate::sql::SqlExpr::compile(expr, &table.schema, path)?;
+            let existing = table.schema.index_of(name).ok();
+            let mut out = map_batches(table, |b| {
+                let v = compiled.eval(b, path)?;
+                let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+                let mut cols = b.columns().to_vec();
+                let field = Field::new(name, v.data_type().clone(), true);
+                match existing {
+                    Some(i) => {
+                        fields[i] = field;
+                        cols[i] = v;
+                    }
+                    None => {
+                        fields.push(field);
+                        cols.push(v);
+                    }
+                }
+                rebuild(Arc::new(Schema::new(fields)), cols)
+            })?;
+            if out.table.batches.is_empty() {
+                // No rows: the schema still needs the new column; plan it on an empty batch.
+                let empty = RecordBatch::new_empty(out.table.schema.clone());
+                let v = compiled.eval(&empty, path)?;
+                let mut fields: Vec<Field> = out.table.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                let field = Field::new(name, v.data_type().clone(), true);
+                match existing {
+                    Some(i) => fields[i] = field,
+                    None => fields.push(field),
+                }
+                out.table.schema = Arc::new(Schema::new(fields));
+            }
+            Ok(out)
         }
         Step::Labels { column, into } => {
             let i = col(column, "column")?;

@@ -238,6 +238,12 @@ pub enum Step {
     },
     /// Replace an id with a keyed pseudonym (HMAC-SHA-256) in `into`; the original column is then dropped.
     Pseudonymize { column: String, into: String },
+    /// Keep rows for which the SQL boolean expression is TRUE; others (FALSE or NULL) are rejected with
+    /// `reason`. Evaluated with DataFusion (build feature `sql`); quote mixed-case names: `"Q1" IS NOT NULL`.
+    Filter { expr: String, reason: String },
+    /// Add (or replace) column `name` with the value of an SQL expression, e.g.
+    /// `CASE WHEN age < 30 THEN 'under_30' ELSE '30_plus' END` (build feature `sql`).
+    Derive { name: String, expr: String },
     /// Replace codes by their value labels (SPSS `spss.value_labels` metadata) in `into` (default: in place);
     /// a code without a label keeps its text.
     Labels {

@@ -234,6 +234,8 @@ fn find_value_path(value: &toml::Value, needle: &str, path: &str) -> Option<Stri
     }
 }
 
+const FORMATS: &str = "qualtrics_csv, limesurvey_csv, csv, worldbank_json, wdi_csv, imf_weo, sdmx_csv, xlsx, spss";
+
 fn is_safe_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -262,10 +264,7 @@ fn check_semantics(p: &Pipeline, raw_ids: &[String], problems: &mut Vec<Problem>
                     push(format!("{at}.location"), "missing: a path or file:// URL".into());
                 }
                 if s.format.is_none() {
-                    push(
-                        format!("{at}.format"),
-                        "missing; valid values: qualtrics_csv, limesurvey_csv, csv, worldbank_json".into(),
-                    );
+                    push(format!("{at}.format"), format!("missing; valid values: {FORMATS}"));
                 }
             }
             SourceKind::Url => {
@@ -274,10 +273,7 @@ fn check_semantics(p: &Pipeline, raw_ids: &[String], problems: &mut Vec<Problem>
                     _ => push(format!("{at}.location"), "missing or not an http(s) URL".into()),
                 }
                 if s.format.is_none() {
-                    push(
-                        format!("{at}.format"),
-                        "missing; valid values: qualtrics_csv, limesurvey_csv, csv, worldbank_json".into(),
-                    );
+                    push(format!("{at}.format"), format!("missing; valid values: {FORMATS}"));
                 }
             }
             SourceKind::QualtricsApi => {
@@ -319,6 +315,16 @@ fn check_semantics(p: &Pipeline, raw_ids: &[String], problems: &mut Vec<Problem>
                     }
                 }
             }
+        }
+        if s.kind != SourceKind::WorldbankApi
+            && s.kind != SourceKind::ImfDatamapper
+            && let Some(y) = &s.years
+            && parse_years(y).is_none()
+        {
+            push(format!("{at}.years"), "invalid: expected \"FROM:TO\", e.g. \"2015:2024\"".into());
+        }
+        if s.delimiter.is_some_and(|d| !d.is_ascii() || d == '"' || d == '\n') {
+            push(format!("{at}.delimiter"), "must be one ASCII character other than a quote or newline".into());
         }
         if let Some(share) = s.max_reject_share
             && !(0.0..=1.0).contains(&share)

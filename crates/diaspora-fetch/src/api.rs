@@ -161,7 +161,7 @@ fn json_body(bytes: &[u8], what: &str) -> Result<Value> {
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 200 { format!("{}…", &s[..200]) } else { s }
+    if s.chars().count() > 200 { format!("{}…", s.chars().take(200).collect::<String>()) } else { s }
 }
 
 #[cfg(test)]

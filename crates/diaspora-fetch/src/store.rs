@@ -112,7 +112,13 @@ impl RawStore {
             vintage,
         };
         let mut index = self.index();
-        index.insert(url.into(), record.clone());
+        // Only the last good body of each URL is kept (the store holds whole exports: keep no more than needed).
+        if let Some(old) = index.insert(url.into(), record.clone())
+            && old.sha256 != record.sha256
+            && !index.values().any(|r| r.sha256 == old.sha256)
+        {
+            let _ = std::fs::remove_file(self.dir.join(&old.sha256));
+        }
         let tmp = self.dir.join(".index.json.tmp");
         let bytes = serde_json::to_vec_pretty(&index).map_err(|e| Error::internal(e.to_string()))?;
         std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, "write", &e))?;

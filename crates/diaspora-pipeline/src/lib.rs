@@ -83,7 +83,7 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
         // LimeSurvey names its respondent id `id` (code headings) or `Response ID` (full-text headings).
         let ids: &[&str] = if limesurvey { &["id", "Response ID"] } else { &[] };
         let mut policy = PrivacyPolicy::for_source(&table.column_names(), &table.meta, &spec.privacy, ids);
-        let location = spec.location.clone().unwrap_or_else(|| format!("World Bank API ({})", spec.id));
+        let location = spec.location.clone().unwrap_or_else(|| format!("source {} ({:?})", spec.id, spec.kind));
         let ctx = CleanContext { source: &spec.id, location: &location, resolver: &resolver, key: key.as_ref() };
         for (j, step) in spec.steps.iter().enumerate() {
             let out = apply_step(table, step, &format!("{at}.steps[{j}]"), &ctx, &mut policy)?;
@@ -314,6 +314,8 @@ fn fingerprint(pipeline_text: &str, settings: &Settings, key_id: Option<&str>, r
     h.update(pipeline_text.as_bytes());
     h.update(serde_json::to_vec(settings).unwrap_or_default());
     h.update(key_id.unwrap_or("-").as_bytes());
+    // Readers that date-stamp (IMF projections from the current year on) change with the calendar year.
+    h.update(&diaspora_core::now_rfc3339().as_bytes()[..4]);
     for r in raws {
         for rec in &r.records {
             h.update(rec.sha256.as_bytes());

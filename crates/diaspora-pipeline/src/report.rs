@@ -260,6 +260,9 @@ pub(crate) fn write(layout: &Layout, report: &RunReport) -> Result<()> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.ends_with("latest.json"))
+        // Only this pipeline's reports, and never the one an up-to-date run points back to.
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(&format!("-{}-", report.pipeline))))
+        .filter(|p| !report.up_to_date_since.as_ref().is_some_and(|since| p.ends_with(format!("{since}.json"))))
         .collect();
     reports.sort();
     let excess = reports.len().saturating_sub(REPORTS_KEPT);

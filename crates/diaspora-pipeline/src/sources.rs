@@ -488,7 +488,7 @@ fn read_worldbank(spec: &SourceSpec, fetched: &Fetched) -> Result<ReadOutput> {
                 return Err(Error::data(format!("{what}: record {rows_read} is for indicator {}", r.indicator)));
             }
             let column = spec.indicators.get(&r.indicator).map(String::as_str).unwrap_or(&r.indicator);
-            if !countries.contains(r.iso3.as_str()) || r.year < from || r.year > to {
+            if (!countries.is_empty() && !countries.contains(r.iso3.as_str())) || r.year < from || r.year > to {
                 rejects.push(Reject {
                     source: spec.id.clone(),
                     line: rows_read,

@@ -268,7 +268,8 @@ pub fn summary(
                 } else if let Some(min) = s.min {
                     number(b, si, r, what)?.map(|v| v >= min)
                 } else {
-                    Some(s.values.iter().any(|x| x == strings(b, si, what).map(|a| a.value(r)).unwrap_or_default()))
+                    let v = strings(b, si, what)?.value(r);
+                    Some(s.values.iter().any(|x| x == v))
                 });
             }
             let carry_vals: Vec<Option<f64>> = carry_cols.iter().map(|a| a.is_valid(r).then(|| a.value(r))).collect();
