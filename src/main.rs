@@ -48,6 +48,8 @@ enum Command {
     Run { pipelines: Vec<PathBuf> },
     /// Check pipeline files offline; reports every problem at once.
     Validate { pipelines: Vec<PathBuf> },
+    /// What a run would fetch and write, from the files and the cache state; fetches and writes nothing.
+    Plan { pipeline: PathBuf },
     /// Show a published dataset: version, rows, partitions, files, sources and vintages.
     Inspect { dataset: PathBuf },
     /// Remove staging leftovers and versions beyond the retention count.
@@ -182,6 +184,15 @@ fn dispatch(cli: &Cli) -> Result<()> {
             } else {
                 Err(Error::config(format!("{} pipeline file(s) invalid: {}", failed.len(), failed.join(", "))))
             }
+        }
+        Command::Plan { pipeline } => {
+            let settings = settings(cli)?;
+            let (p, _) = load(pipeline)?;
+            sql_available_for(&p)?;
+            for line in diaspora_pipeline::plan(&p, &settings)? {
+                println!("{line}");
+            }
+            Ok(())
         }
         Command::Inspect { dataset } => match inspect(dataset, &mut std::io::stdout().lock()) {
             Err(e) if e.message.contains("Broken pipe") => Ok(()),

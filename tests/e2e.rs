@@ -271,3 +271,26 @@ fn offline_sample_generates_a_private_local_key_outside_the_data_root() {
     }
     assert!(!String::from_utf8_lossy(&out.stderr).contains(key_text.trim()));
 }
+
+#[test]
+fn plan_says_what_a_run_would_do_without_doing_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = |root: &Path| {
+        let out =
+            diaspora(&["--data-root", root.to_str().unwrap(), "plan", "pipelines/emigration.toml"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = plan(tmp.path());
+    assert!(before.contains("source survey: read data/sample/survey/emigre_panel_2022_2024.csv"), "{before}");
+    assert!(
+        before.contains("new or changed")
+            && before.contains("write respondents partitioned by wave, iso3 (not published yet)"),
+        "{before}"
+    );
+    assert!(!tmp.path().join("respondents").exists(), "plan writes nothing");
+    run_ok(tmp.path(), "pipelines/emigration.toml");
+    let after = plan(tmp.path());
+    assert!(after.contains("unchanged since the last publish") && after.contains("current version"), "{after}");
+    assert!(after.contains("a run will most likely be up to date"), "{after}");
+}

@@ -163,3 +163,55 @@ fn every_network_source_kind_runs_from_one_pipeline_without_leaking_credentials(
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn a_wdi_bulk_zip_and_an_sdmx_file_are_read_from_urls() {
+    let s = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("urls.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"name = "urls"
+[[sources]]
+id = "wdi"
+kind = "url"
+location = "{}"
+format = "wdi_csv"
+countries = ["ARM", "GEO"]
+years = "2020:2023"
+[sources.indicators]
+"NY.GDP.MKTP.KD.ZG" = "gdp_growth"
+[[sources]]
+id = "sdmx"
+kind = "url"
+location = "{}"
+format = "sdmx_csv"
+indicator_dimension = "INDICATOR"
+[[combine]]
+kind = "pivot"
+id = "wide"
+from = "wdi"
+[[outputs]]
+dataset = "wdi"
+from = "wide"
+[[outputs]]
+dataset = "sdmx"
+from = "sdmx"
+"#,
+            s.url("/ok/tests/data/http/worldbank/API_NY.GDP.MKTP.KD.ZG_DS2_en_csv_v2_2788350.zip"),
+            s.url("/ok/tests/data/http/sdmx/weo_sdmx2.csv"),
+        ),
+    )
+    .unwrap();
+    let root = tmp.path().join("out");
+    let o = run(&root, p.to_str().unwrap(), &s, "ok");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&root);
+    assert_eq!(r["datasets"]["wdi"]["rows"], 8, "ARM and GEO × 2020–2023");
+    assert_eq!(r["datasets"]["sdmx"]["rows"], 3);
+    let sdmx = r["sources"].as_array().unwrap().iter().find(|x| x["source"] == "sdmx").unwrap();
+    assert_eq!(sdmx["rejected"]["not_annual"], 1);
+    let sum = r["datasets"]["wdi"]["sums"]["gdp_growth"].as_f64().unwrap();
+    assert!(sum > 0.0);
+}

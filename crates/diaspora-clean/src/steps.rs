@@ -86,6 +86,19 @@ fn apply(
                 }))
             })
         }
+        Step::DropMissing { columns, reason } => {
+            let idx: Vec<usize> =
+                columns.iter().enumerate().map(|(k, c)| col(c, &format!("columns[{k}]"))).collect::<Result<_>>()?;
+            per_batch(table, ctx, |b| {
+                Ok(filter_rows(b, ctx, |r| {
+                    let missing = idx.iter().zip(columns).find(|(i, _)| {
+                        let a = b.column(**i);
+                        a.is_null(r) || a.as_string_opt::<i32>().is_some_and(|s| s.value(r).trim().is_empty())
+                    });
+                    missing.map(|(_, c)| (reason.clone(), Some(c.clone()), None))
+                }))
+            })
+        }
         Step::MinValue { column, min, reason } => {
             let i = col(column, "column")?;
             let show = policy.may_show(column);
@@ -233,16 +246,22 @@ fn apply(
             let mut rejects = Vec::new();
             for (k, c) in columns.iter().enumerate() {
                 let i = column_index(&out, c, &format!("{path}.columns[{k}]"), ctx)?;
+                let naive = time_zone.as_deref() == Some("naive");
                 let zone_name = time_zone.clone().or_else(|| out.meta.time_zones.get(c).cloned()).ok_or_else(|| {
                     Error::config(format!(
                         "{path}: column {c:?} of {} declares no time zone; set time_zone in the step",
                         ctx.location
                     ))
                 })?;
-                let tz = jiff::tz::TimeZone::get(&zone_name)
-                    .map_err(|_| Error::config(format!("{path}: unknown time zone {zone_name:?}")))?;
-                let schema =
-                    replace_field(&out.schema, i, c, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
+                // "naive" keeps wall-clock times: parsed as if UTC, stored without a zone.
+                let tz = if naive {
+                    jiff::tz::TimeZone::UTC
+                } else {
+                    jiff::tz::TimeZone::get(&zone_name)
+                        .map_err(|_| Error::config(format!("{path}: unknown time zone {zone_name:?}")))?
+                };
+                let zone: Option<Arc<str>> = if naive { None } else { Some("UTC".into()) };
+                let schema = replace_field(&out.schema, i, c, DataType::Timestamp(TimeUnit::Microsecond, zone.clone()));
                 let t = Table { schema: schema.clone(), ..out };
                 let step_out = per_batch(t, ctx, |b| {
                     let a = text(b, i, c, path)?;
@@ -261,7 +280,7 @@ fn apply(
                             }
                         }
                     }
-                    let arr = builder.finish().with_timezone("UTC");
+                    let arr = builder.finish().with_timezone_opt(zone.clone());
                     let mut cols = b.columns().to_vec();
                     cols[i] = Arc::new(arr);
                     let nb = rebuild(schema.clone(), cols)?;
@@ -273,6 +292,38 @@ fn apply(
                 rejects.extend(step_out.rejects);
             }
             Ok(StepOutput { table: out, rejects, duplicates: 0 })
+        }
+        Step::Lookup { column, into, table: path_csv, key, value, missing_reason, unmapped_reason } => {
+            let i = col(column, "column")?;
+            let map = load_lookup(path_csv, key, value, &format!("{path}.table"))?;
+            let show = policy.may_show(column);
+            let mut fields: Vec<Field> = table.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(Field::new(into, DataType::Utf8, true));
+            let schema = Arc::new(Schema::new(fields));
+            let t = Table { schema: schema.clone(), ..table };
+            per_batch(t, ctx, |b| {
+                let a = text(b, i, column, path)?;
+                let mut why: Vec<Option<&String>> = Vec::with_capacity(a.len());
+                let mut key_buf = String::new();
+                let found: StringArray = (0..a.len())
+                    .map(|r| {
+                        let k = if a.is_null(r) { "" } else { a.value(r).trim_matches(' ') };
+                        if k.is_empty() {
+                            why.push(Some(missing_reason));
+                            return None;
+                        }
+                        key_buf.clear();
+                        key_buf.extend(k.chars().flat_map(char::to_lowercase));
+                        let v = map.get(key_buf.as_str());
+                        why.push(if v.is_none() { Some(unmapped_reason) } else { None });
+                        v.map(String::as_str)
+                    })
+                    .collect();
+                let mut cols = b.columns().to_vec();
+                cols.push(Arc::new(found));
+                let nb = rebuild(schema.clone(), cols)?;
+                Ok(filter_rows(&nb, ctx, |r| why[r].map(|reason| reject(reason, column, a, r, show))))
+            })
         }
         Step::Pseudonymize { column, into } => {
             let i = col(column, "column")?;
@@ -546,6 +597,24 @@ fn cast_text(a: &StringArray, to: CastType) -> (ArrayRef, Vec<usize>) {
         }
     };
     (arr, bad)
+}
+
+/// Reads a lookup table: a CSV file with a header naming `key` and `value`. Keys are trimmed of spaces and
+/// lower-cased like the cells they are compared with.
+fn load_lookup(file: &str, key: &str, value: &str, at: &str) -> Result<HashMap<String, String>> {
+    let mut rdr = csv::Reader::from_path(file).map_err(|e| Error::data(format!("{at}: cannot read {file}: {e}")))?;
+    let headers = rdr.headers().map_err(|e| Error::data(format!("{at}: {file}: {e}")))?.clone();
+    let find = |n: &str| {
+        headers.iter().position(|h| h == n).ok_or_else(|| Error::config(format!("{at}: {file} has no column {n:?}")))
+    };
+    let (k, v) = (find(key)?, find(value)?);
+    let mut map = HashMap::new();
+    for (n, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| Error::data(format!("{at}: {file}: record {}: {e}", n + 1)))?;
+        let kk: String = rec.get(k).unwrap_or("").trim_matches(' ').chars().flat_map(char::to_lowercase).collect();
+        map.insert(kk, rec.get(v).unwrap_or("").to_owned());
+    }
+    Ok(map)
 }
 
 /// Integers, also written as `3.0` (some exports do).

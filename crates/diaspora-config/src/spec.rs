@@ -193,6 +193,8 @@ pub enum Step {
     DropValues { column: String, values: Vec<String>, reason: String },
     /// Reject rows whose `column` is not one of `values`.
     KeepValues { column: String, values: Vec<String>, reason: String },
+    /// Reject rows where any of `columns` is empty or NULL (incomplete responses, e.g. LimeSurvey `submitdate`).
+    DropMissing { columns: Vec<String>, reason: String },
     /// Reject rows whose numeric `column` is below `min` (or not a number).
     MinValue { column: String, min: f64, reason: String },
     /// Count and remove rows identical in every source column.
@@ -230,11 +232,25 @@ pub enum Step {
         reason: Option<String>,
     },
     /// Parse local timestamps (`%Y-%m-%d %H:%M:%S`) in the export's time zone (from the Qualtrics ImportId
-    /// header, or `time_zone`) to UTC instants.
+    /// header, or `time_zone`) to UTC instants; `time_zone = "naive"` keeps wall-clock times without a zone.
     Timestamps {
         columns: Vec<String>,
         #[serde(default)]
         time_zone: Option<String>,
+    },
+    /// Look `column` up in a two-column CSV table (`table`, with columns `key` and `value`) and add the value as
+    /// `into`. Keys are compared after trimming spaces and lower-casing (full Unicode). A NULL or blank cell is
+    /// rejected as `missing_reason`, an unknown one as `unmapped_reason`.
+    Lookup {
+        column: String,
+        into: String,
+        table: String,
+        key: String,
+        value: String,
+        #[serde(default = "default_missing_reason")]
+        missing_reason: String,
+        #[serde(default = "default_unmapped_reason")]
+        unmapped_reason: String,
     },
     /// Replace an id with a keyed pseudonym (HMAC-SHA-256) in `into`; the original column is then dropped.
     Pseudonymize { column: String, into: String },
@@ -261,8 +277,14 @@ pub enum Step {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CombineSpec {
-    /// Long indicators (`iso3, year, indicator, value`) → one row per (iso3, year), a column per indicator.
-    Pivot { id: String, from: String },
+    /// Long indicators (`iso3, year, indicator, value`) → one row per (iso3, year), a column per indicator;
+    /// `names = "lower_snake"` names the columns `lower(replace(indicator, '.', '_'))`.
+    Pivot {
+        id: String,
+        from: String,
+        #[serde(default)]
+        names: Option<PivotNames>,
+    },
     /// `left` ⟕ `right` on `on` and time: exact `left_time = right_time`, else the latest right year
     /// ≤ left time within `max_lag`, per indicator column; records the year used in `<column>_year`.
     AsofJoin {
@@ -274,6 +296,9 @@ pub enum CombineSpec {
         right_time: String,
         #[serde(default = "default_lag")]
         max_lag: u32,
+        /// Add a `<column>_year` column per indicator with the year used (default true).
+        #[serde(default = "default_true")]
+        year_columns: bool,
     },
     /// Counts and weighted shares per `by` group, with margins, small-cell and complementary suppression.
     Summary {
@@ -293,6 +318,26 @@ pub enum CombineSpec {
 
 fn default_lag() -> u32 {
     2
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_missing_reason() -> String {
+    "lookup_missing".into()
+}
+
+fn default_unmapped_reason() -> String {
+    "lookup_unmapped".into()
+}
+
+/// How `pivot` names its columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PivotNames {
+    /// `NY.GDP.MKTP.CD` → `ny_gdp_mktp_cd`.
+    LowerSnake,
 }
 
 /// A weighted share: the weighted fraction of rows (with a non-null `column`) that match.

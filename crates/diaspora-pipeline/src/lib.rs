@@ -2,10 +2,12 @@
 //! atomically, and write the run report that proves every input row is accounted for.
 
 mod key;
+mod plan;
 mod report;
 mod sources;
 
 pub use key::load_key;
+pub use plan::plan;
 pub use report::{DatasetReport, RunReport, SourceReport, dataset_report};
 
 use diaspora_clean::{CleanContext, CountryResolver, PrivacyPolicy, apply_step};
@@ -146,9 +148,20 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
         let at = format!("combine[{i}]");
         let get = |id: &str| tables.get(id).ok_or_else(|| Error::internal(format!("{at}: {id} not computed")));
         let out = match c {
-            CombineSpec::Pivot { from, .. } => diaspora_transform::pivot(&strip_lines(get(from)?)?, &at)?,
-            CombineSpec::AsofJoin { left, right, on, left_time, right_time, max_lag, .. } => {
-                diaspora_transform::asof_join(get(left)?, get(right)?, on, left_time, right_time, *max_lag, &at)?
+            CombineSpec::Pivot { from, names, .. } => {
+                diaspora_transform::pivot(&strip_lines(get(from)?)?, *names, &at)?
+            }
+            CombineSpec::AsofJoin { left, right, on, left_time, right_time, max_lag, year_columns, .. } => {
+                diaspora_transform::asof_join(
+                    get(left)?,
+                    get(right)?,
+                    on,
+                    left_time,
+                    right_time,
+                    *max_lag,
+                    *year_columns,
+                    &at,
+                )?
             }
             CombineSpec::Summary { from, by, weight, shares, carry, min_cell, .. } => {
                 let k = min_cell.unwrap_or(settings.min_cell);

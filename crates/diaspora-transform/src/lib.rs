@@ -75,7 +75,7 @@ fn batch(schema: &SchemaRef, cols: Vec<ArrayRef>) -> Result<RecordBatch> {
 
 /// Long indicators (`iso3`, `year`, `indicator`, `value`) → one row per (iso3, year), one Float64 column per
 /// indicator name (sorted), rows sorted by iso3 then year. A repeated (iso3, year, indicator) is an error.
-pub fn pivot(long: &Table, what: &str) -> Result<Table> {
+pub fn pivot(long: &Table, naming: Option<diaspora_config::PivotNames>, what: &str) -> Result<Table> {
     let (ci, yi, ii, vi) =
         (idx(long, "iso3", what)?, idx(long, "year", what)?, idx(long, "indicator", what)?, idx(long, "value", what)?);
     let mut names = BTreeSet::new();
@@ -83,7 +83,10 @@ pub fn pivot(long: &Table, what: &str) -> Result<Table> {
     for b in &long.batches {
         let (c, y, i, v) = (strings(b, ci, what)?, int32s(b, yi, what)?, strings(b, ii, what)?, float64s(b, vi, what)?);
         for r in 0..b.num_rows() {
-            let ind = i.value(r).to_owned();
+            let ind = match naming {
+                Some(diaspora_config::PivotNames::LowerSnake) => i.value(r).to_lowercase().replace('.', "_"),
+                None => i.value(r).to_owned(),
+            };
             names.insert(ind.clone());
             let val = v.is_valid(r).then(|| v.value(r));
             let row = cells.entry((c.value(r).to_owned(), y.value(r))).or_default();
@@ -118,6 +121,7 @@ pub fn pivot(long: &Table, what: &str) -> Result<Table> {
 /// `left` ⟕ `right` on `on` and time. For every value column of `right` (all but `on` and `right_time`), the
 /// value of year `left_time` is used, or else the latest non-null year ≤ it within `max_lag` years; the year used
 /// goes in `<column>_year` (NULL when none was found). Runs per batch in parallel; row order is kept.
+#[allow(clippy::too_many_arguments)]
 pub fn asof_join(
     left: &Table,
     right: &Table,
@@ -125,6 +129,7 @@ pub fn asof_join(
     left_time: &str,
     right_time: &str,
     max_lag: u32,
+    year_columns: bool,
     what: &str,
 ) -> Result<Table> {
     let (lk, lt) = (idx(left, on, what)?, idx(left, left_time, what)?);
@@ -146,7 +151,9 @@ pub fn asof_join(
     for &c in &value_cols {
         let name = right.schema.field(c).name();
         fields.push(Field::new(name, DataType::Float64, true));
-        fields.push(Field::new(format!("{name}_year"), DataType::Int32, true));
+        if year_columns {
+            fields.push(Field::new(format!("{name}_year"), DataType::Int32, true));
+        }
     }
     let schema = Arc::new(Schema::new(fields));
     if left.schema.field(lt).data_type() != &DataType::Int32 {
@@ -180,7 +187,9 @@ pub fn asof_join(
             let mut cols = b.columns().to_vec();
             for (v, y) in vals.iter_mut().zip(years.iter_mut()) {
                 cols.push(Arc::new(v.finish()));
-                cols.push(Arc::new(y.finish()));
+                if year_columns {
+                    cols.push(Arc::new(y.finish()));
+                }
             }
             batch(&schema, cols)
         })
@@ -414,6 +423,38 @@ mod tests {
             (0..b.num_rows()).filter(|&r| level.value(r) == "cell" && status.value(r) == "suppressed").count();
         assert!(hidden_cells >= 2 && published < 130);
         assert!((0..b.num_rows()).all(|r| status.value(r) == "published" || status.value(r) == "suppressed"));
+    }
+
+    #[test]
+    fn pivot_names_and_an_exact_join_without_year_columns() {
+        let long_schema = Arc::new(Schema::new(vec![
+            Field::new("iso3", DataType::Utf8, false),
+            Field::new("year", DataType::Int32, false),
+            Field::new("indicator", DataType::Utf8, false),
+            Field::new("value", DataType::Float64, true),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(arrow_array::StringArray::from(vec!["GEO", "GEO", "ARM"])),
+            Arc::new(arrow_array::Int32Array::from(vec![2022, 2022, 2021])),
+            Arc::new(arrow_array::StringArray::from(vec!["NY.GDP.PCAP.CD", "SP.POP.TOTL", "SP.POP.TOTL"])),
+            Arc::new(arrow_array::Float64Array::from(vec![Some(1.5), None, Some(3.0)])),
+        ];
+        let long = Table::new(long_schema.clone(), vec![RecordBatch::try_new(long_schema, cols).unwrap()]);
+        let wide = pivot(&long, Some(diaspora_config::PivotNames::LowerSnake), "p").unwrap();
+        assert_eq!(wide.column_names(), vec!["iso3", "year", "ny_gdp_pcap_cd", "sp_pop_totl"]);
+        let left_schema = Arc::new(Schema::new(vec![
+            Field::new("iso3", DataType::Utf8, true),
+            Field::new("wave", DataType::Int32, true),
+        ]));
+        let left_cols: Vec<ArrayRef> = vec![
+            Arc::new(arrow_array::StringArray::from(vec!["GEO", "ARM"])),
+            Arc::new(arrow_array::Int32Array::from(vec![2022, 2022])),
+        ];
+        let left = Table::new(left_schema.clone(), vec![RecordBatch::try_new(left_schema, left_cols).unwrap()]);
+        let joined = asof_join(&left, &wide, "iso3", "wave", "year", 0, false, "j").unwrap();
+        assert_eq!(joined.column_names(), vec!["iso3", "wave", "ny_gdp_pcap_cd", "sp_pop_totl"]);
+        let pop = joined.batches[0].column_by_name("sp_pop_totl").unwrap().as_primitive::<Float64Type>().clone();
+        assert!(pop.is_null(0) && pop.is_null(1), "GEO 2022 has no value; ARM has only 2021 and the lag is 0");
     }
 
     #[test]
