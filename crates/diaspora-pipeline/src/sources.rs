@@ -4,7 +4,7 @@ use diaspora_fetch::api::{Polling, limesurvey_export, qualtrics_export, unzip_si
 use diaspora_fetch::http::{HttpClient, Request, Response};
 use diaspora_fetch::store::{FetchRecord, Fetched as StoreFetched, RawStore};
 use diaspora_fetch::{Raw, read_local, worldbank_offline_page};
-use diaspora_formats::wide::Observations;
+use diaspora_formats::wide::{LongObservation, Observations};
 use diaspora_formats::{
     QualtricsOptions, ReadOutput, SavOptions, WbPage, parse_imf_datamapper, parse_worldbank_page, read_delimited,
     read_imf_weo, read_qualtrics_csv, read_sav, read_sdmx_csv, read_wdi_csv, read_xlsx,
@@ -320,8 +320,9 @@ pub fn read(spec: &SourceSpec, fetched: &Fetched, settings: &Settings) -> Result
     }
 }
 
-/// Indicator-file observations → long table (`iso3`, `year`, `indicator`, `value`, and `forecast` when the file
-/// marks projections). Observations outside the declared countries, years or indicators are `outside_request`.
+/// Observations (indicator files, World Bank pages, IMF answers) → long table (`iso3`, `year`, `indicator`,
+/// `value`, and `forecast` when the source marks projections), indicators renamed by the source's `indicators`
+/// table. Observations outside the declared countries, years or indicators are `outside_request` rejects.
 fn observations_table(spec: &SourceSpec, (obs, mut rejects): Observations) -> Result<ReadOutput> {
     use arrow_array::builder::{BooleanBuilder, Float64Builder, Int32Builder, StringBuilder, UInt64Builder};
     use arrow_array::{ArrayRef, RecordBatch};
@@ -386,84 +387,33 @@ fn observations_table(spec: &SourceSpec, (obs, mut rejects): Observations) -> Re
     Ok(ReadOutput { table: Table::new(schema, vec![batch]), rejects, rows_read })
 }
 
-/// IMF DataMapper answers → long table (`iso3`, `year`, `indicator`, `value`, `forecast`). The API returns more
-/// countries than asked; only the requested ones and years are kept (others are counted as `outside_request`).
-/// `forecast` marks years from the current calendar year on, which the WEO publishes as projections.
+/// IMF DataMapper answers → observations → long table (see [`observations_table`]). The API returns more
+/// countries than asked; the others become `outside_request` rejects there. `forecast` marks years from the
+/// current calendar year on, which the WEO publishes as projections.
 fn read_imf(spec: &SourceSpec, fetched: &Fetched) -> Result<ReadOutput> {
-    use arrow_array::builder::{BooleanBuilder, Float64Builder, Int32Builder, StringBuilder, UInt64Builder};
-    use arrow_array::{ArrayRef, RecordBatch};
-    use arrow_schema::{DataType, Field, Schema};
-    use std::sync::Arc;
-    let countries: BTreeSet<&str> = spec.countries.iter().map(String::as_str).collect();
-    let (from, to) = spec.years.as_deref().and_then(parse_years).unwrap_or((i32::MIN, i32::MAX));
     let this_year = diaspora_core::now_rfc3339()[..4].parse::<i32>().unwrap_or(i32::MAX);
-    let (mut line, mut iso, mut year, mut ind, mut val, mut fc) = (
-        UInt64Builder::new(),
-        StringBuilder::new(),
-        Int32Builder::new(),
-        StringBuilder::new(),
-        Float64Builder::new(),
-        BooleanBuilder::new(),
-    );
-    let mut rejects = Vec::new();
-    let mut rows_read = 0u64;
+    let mut obs = Vec::new();
     for (code, raw) in &fetched.docs {
-        let column = spec.indicators.get(code).map(String::as_str).unwrap_or(code);
         let mut values = parse_imf_datamapper(&raw.bytes, code, &format!("IMF DataMapper indicator {code}"))?;
         values.sort_by(|a, b| (&a.iso3, a.year).cmp(&(&b.iso3, b.year)));
         for v in values {
-            rows_read += 1;
-            if !countries.contains(v.iso3.as_str()) || v.year < from || v.year > to {
-                rejects.push(Reject {
-                    source: spec.id.clone(),
-                    line: rows_read,
-                    reason: "outside_request".into(),
-                    column: Some("country".into()),
-                    value: Some(format!("{} {}", v.iso3, v.year)),
-                });
-                continue;
-            }
-            line.append_value(rows_read);
-            iso.append_value(&v.iso3);
-            year.append_value(v.year);
-            ind.append_value(column);
-            val.append_option(v.value);
-            fc.append_value(v.year >= this_year);
+            obs.push(LongObservation {
+                line: obs.len() as u64 + 1,
+                iso3: v.iso3,
+                year: v.year,
+                indicator: code.clone(),
+                value: v.value,
+                forecast: Some(v.year >= this_year),
+            });
         }
     }
-    let schema = Arc::new(Schema::new(vec![
-        line_field(),
-        Arc::new(Field::new("iso3", DataType::Utf8, false)),
-        Arc::new(Field::new("year", DataType::Int32, false)),
-        Arc::new(Field::new("indicator", DataType::Utf8, false)),
-        Arc::new(Field::new("value", DataType::Float64, true)),
-        Arc::new(Field::new("forecast", DataType::Boolean, false)),
-    ]));
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(line.finish()),
-        Arc::new(iso.finish()),
-        Arc::new(year.finish()),
-        Arc::new(ind.finish()),
-        Arc::new(val.finish()),
-        Arc::new(fc.finish()),
-    ];
-    let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::internal(e.to_string()))?;
-    Ok(ReadOutput { table: Table::new(schema, vec![batch]), rejects, rows_read })
+    observations_table(spec, (obs, Vec::new()))
 }
 
-/// World Bank pages → long table (`iso3`, `year`, `indicator`, `value`), checking page and total consistency.
-/// Records for countries or years outside the request are rejected as `outside_request`.
+/// World Bank pages → observations → long table (see [`observations_table`]), checking that each page is for its
+/// indicator and that the pages hold the records their meta `total` announces.
 fn read_worldbank(spec: &SourceSpec, fetched: &Fetched) -> Result<ReadOutput> {
-    use arrow_array::builder::{Float64Builder, Int32Builder, StringBuilder, UInt64Builder};
-    use arrow_array::{ArrayRef, RecordBatch};
-    use arrow_schema::{DataType, Field, Schema};
-    use std::sync::Arc;
-    let countries: BTreeSet<&str> = spec.countries.iter().map(String::as_str).collect();
-    let (from, to) = spec.years.as_deref().and_then(parse_years).unwrap_or((i32::MIN, i32::MAX));
-    let (mut line, mut iso, mut year, mut ind, mut val) =
-        (UInt64Builder::new(), StringBuilder::new(), Int32Builder::new(), StringBuilder::new(), Float64Builder::new());
-    let mut rejects = Vec::new();
-    let mut rows_read = 0u64;
+    let mut obs = Vec::new();
     let mut vintages = BTreeSet::new();
     let mut per_indicator: std::collections::BTreeMap<&str, (u64, Option<u64>)> = Default::default();
     // From the API each document is one indicator's page; a file may hold any indicator, named per record.
@@ -483,26 +433,17 @@ fn read_worldbank(spec: &SourceSpec, fetched: &Fetched) -> Result<ReadOutput> {
             vintages.insert(v.clone());
         }
         for r in page.records {
-            rows_read += 1;
             if per_indicator_docs && r.indicator != *code {
-                return Err(Error::data(format!("{what}: record {rows_read} is for indicator {}", r.indicator)));
+                return Err(Error::data(format!("{what}: record {} is for indicator {}", obs.len() + 1, r.indicator)));
             }
-            let column = spec.indicators.get(&r.indicator).map(String::as_str).unwrap_or(&r.indicator);
-            if (!countries.is_empty() && !countries.contains(r.iso3.as_str())) || r.year < from || r.year > to {
-                rejects.push(Reject {
-                    source: spec.id.clone(),
-                    line: rows_read,
-                    reason: "outside_request".into(),
-                    column: Some("countryiso3code".into()),
-                    value: Some(format!("{} {}", r.iso3, r.year)),
-                });
-                continue;
-            }
-            line.append_value(rows_read);
-            iso.append_value(&r.iso3);
-            year.append_value(r.year);
-            ind.append_value(column);
-            val.append_option(r.value);
+            obs.push(LongObservation {
+                line: obs.len() as u64 + 1,
+                iso3: r.iso3,
+                year: r.year,
+                indicator: r.indicator,
+                value: r.value,
+                forecast: None,
+            });
         }
     }
     for (code, (seen, total)) in per_indicator {
@@ -513,22 +454,7 @@ fn read_worldbank(spec: &SourceSpec, fetched: &Fetched) -> Result<ReadOutput> {
             )));
         }
     }
-    let schema = Arc::new(Schema::new(vec![
-        line_field(),
-        Arc::new(Field::new("iso3", DataType::Utf8, false)),
-        Arc::new(Field::new("year", DataType::Int32, false)),
-        Arc::new(Field::new("indicator", DataType::Utf8, false)),
-        Arc::new(Field::new("value", DataType::Float64, true)),
-    ]));
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(line.finish()),
-        Arc::new(iso.finish()),
-        Arc::new(year.finish()),
-        Arc::new(ind.finish()),
-        Arc::new(val.finish()),
-    ];
-    let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| Error::internal(e.to_string()))?;
-    let mut table = Table::new(schema, vec![batch]);
-    table.meta.vintage = vintages.into_iter().next_back();
-    Ok(ReadOutput { table, rejects, rows_read })
+    let mut out = observations_table(spec, (obs, Vec::new()))?;
+    out.table.meta.vintage = vintages.into_iter().next_back();
+    Ok(out)
 }
