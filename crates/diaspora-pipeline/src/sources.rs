@@ -81,6 +81,21 @@ fn format_check(format: Option<Format>, bytes: &[u8], what: &str) -> Result<Opti
     }
 }
 
+/// Stores an export that came from an API flow (not a plain GET) after its format check.
+fn store_export(store: &RawStore, source: &str, key: &str, bytes: Vec<u8>, format: Format, what: &str) -> Result<Raw> {
+    let resp = Response {
+        status: 200,
+        bytes,
+        etag: None,
+        last_modified: None,
+        content_type: None,
+        attempts: 1,
+        final_url: key.to_owned(),
+    };
+    let f = store.finish(key, None, resp, |b| format_check(Some(format), b, what))?;
+    Ok(raw_of(source, f))
+}
+
 fn env_secret(var: &str, source: &str) -> Result<String> {
     std::env::var(var).map_err(|_| Error::config(format!("source {source}: environment variable {var} is not set")))
 }
@@ -202,18 +217,15 @@ pub fn fetch(spec: &SourceSpec, settings: &Settings, net: &Net<'_>) -> Result<Fe
                     polling.max = polling.max.max(polling.first);
                 }
                 let csv = qualtrics_export(net.client()?, &base, &sid, &token, polling, settings.http.max_body_bytes)?;
-                let what = format!("Qualtrics export of survey {sid}");
-                let resp = Response {
-                    status: 200,
-                    bytes: csv,
-                    etag: None,
-                    last_modified: None,
-                    content_type: None,
-                    attempts: 1,
-                    final_url: key.clone(),
-                };
-                let f = store.finish(&key, None, resp, |b| format_check(Some(Format::QualtricsCsv), b, &what))?;
-                docs.push((key, raw_of(&spec.id, f)));
+                let raw = store_export(
+                    &store,
+                    &spec.id,
+                    &key,
+                    csv,
+                    Format::QualtricsCsv,
+                    &format!("Qualtrics export of survey {sid}"),
+                )?;
+                docs.push((key, raw));
             }
         }
         SourceKind::LimesurveyRc => {
@@ -226,18 +238,15 @@ pub fn fetch(spec: &SourceSpec, settings: &Settings, net: &Net<'_>) -> Result<Fe
                 let password = env_secret(spec.password_env.as_deref().unwrap_or("LIMESURVEY_PASSWORD"), &spec.id)?;
                 let user = spec.username.clone().unwrap_or_default();
                 let csv = limesurvey_export(net.client()?, &url, &sid, &user, &password)?;
-                let what = format!("LimeSurvey export of survey {sid}");
-                let resp = Response {
-                    status: 200,
-                    bytes: csv,
-                    etag: None,
-                    last_modified: None,
-                    content_type: None,
-                    attempts: 1,
-                    final_url: key.clone(),
-                };
-                let f = store.finish(&key, None, resp, |b| format_check(Some(Format::LimesurveyCsv), b, &what))?;
-                docs.push((key, raw_of(&spec.id, f)));
+                let raw = store_export(
+                    &store,
+                    &spec.id,
+                    &key,
+                    csv,
+                    Format::LimesurveyCsv,
+                    &format!("LimeSurvey export of survey {sid}"),
+                )?;
+                docs.push((key, raw));
             }
         }
         SourceKind::ImfDatamapper => {
