@@ -104,11 +104,31 @@ fn init_logging(cli: &Cli) {
         Some(LogFormat::Text) => false,
         None => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| LogWriter);
     if json {
         builder.json().init();
     } else {
         builder.with_target(false).init();
+    }
+}
+
+/// The spinner shown while a pipeline runs on a terminal; log lines are printed above it.
+static SPINNER: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Writes log lines to stderr, around the spinner when there is one.
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let spinner = SPINNER.lock().ok().and_then(|s| s.clone());
+        match spinner {
+            Some(pb) => pb.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 
@@ -161,7 +181,17 @@ fn dispatch(cli: &Cli) -> Result<()> {
             for path in pipelines {
                 let (p, text) = load(path)?;
                 sql_available_for(&p)?;
-                let report = diaspora_pipeline::run(&p, &text, &settings)?;
+                // A spinner only for a person at a terminal; schedulers get JSON lines and nothing else.
+                if !cli.quiet && std::io::stderr().is_terminal() {
+                    let s = indicatif::ProgressBar::new_spinner().with_message(format!("running {}", p.name));
+                    s.enable_steady_tick(std::time::Duration::from_millis(120));
+                    *SPINNER.lock().map_err(|_| Error::internal("spinner lock poisoned"))? = Some(s);
+                }
+                let result = diaspora_pipeline::run(&p, &text, &settings);
+                if let Some(s) = SPINNER.lock().ok().and_then(|mut s| s.take()) {
+                    s.finish_and_clear();
+                }
+                let report = result?;
                 if !cli.quiet {
                     eprintln!("{}", report.summary_line());
                 }

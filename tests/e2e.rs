@@ -294,3 +294,21 @@ fn plan_says_what_a_run_would_do_without_doing_it() {
     assert!(after.contains("unchanged since the last publish") && after.contains("current version"), "{after}");
     assert!(after.contains("a run will most likely be up to date"), "{after}");
 }
+
+#[test]
+fn without_a_terminal_every_log_line_is_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_ok(tmp.path(), "pipelines/emigration.toml");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut logs = 0;
+    for line in stderr.lines() {
+        if line.starts_with("emigration: ") {
+            continue; // the one-line summary
+        }
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line:?}"));
+        assert!(v["level"].is_string() && v["fields"]["message"].is_string(), "{line}");
+        logs += 1;
+    }
+    assert!(logs >= 3, "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no terminal escapes (spinner, colours) without a terminal");
+}
