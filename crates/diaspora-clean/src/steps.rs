@@ -537,44 +537,17 @@ fn cast_text(a: &StringArray, to: CastType) -> (ArrayRef, Vec<usize>) {
     let arr: ArrayRef = match to {
         CastType::Int32 => {
             let mut b = Int32Builder::with_capacity(a.len());
-            for r in 0..a.len() {
-                match a.is_valid(r).then(|| parse_int(a.value(r))) {
-                    None => b.append_null(),
-                    Some(Some(v)) if i32::try_from(v).is_ok() => b.append_value(v as i32),
-                    Some(_) => {
-                        bad.push(r);
-                        b.append_null()
-                    }
-                }
-            }
+            cast_each(a, &mut bad, |s| parse_int(s).and_then(|v| i32::try_from(v).ok()), |v| b.append_option(v));
             Arc::new(b.finish())
         }
         CastType::Int64 => {
             let mut b = Int64Builder::with_capacity(a.len());
-            for r in 0..a.len() {
-                match a.is_valid(r).then(|| parse_int(a.value(r))) {
-                    None => b.append_null(),
-                    Some(Some(v)) => b.append_value(v),
-                    Some(None) => {
-                        bad.push(r);
-                        b.append_null()
-                    }
-                }
-            }
+            cast_each(a, &mut bad, parse_int, |v| b.append_option(v));
             Arc::new(b.finish())
         }
         CastType::Float64 => {
             let mut b = Float64Builder::with_capacity(a.len());
-            for r in 0..a.len() {
-                match a.is_valid(r).then(|| a.value(r).trim().parse::<f64>().ok().filter(|v| v.is_finite())) {
-                    None => b.append_null(),
-                    Some(Some(v)) => b.append_value(v),
-                    Some(None) => {
-                        bad.push(r);
-                        b.append_null()
-                    }
-                }
-            }
+            cast_each(a, &mut bad, |s| s.trim().parse::<f64>().ok().filter(|v| v.is_finite()), |v| b.append_option(v));
             Arc::new(b.finish())
         }
         CastType::Bool => {
@@ -615,6 +588,27 @@ fn load_lookup(file: &str, key: &str, value: &str, at: &str) -> Result<HashMap<S
         map.insert(kk, rec.get(v).unwrap_or("").to_owned());
     }
     Ok(map)
+}
+
+/// Parses every cell with `parse`, handing the result (NULL for NULL cells and failures) to `push`; failed rows
+/// go to `bad`.
+fn cast_each<T>(
+    a: &StringArray,
+    bad: &mut Vec<usize>,
+    parse: impl Fn(&str) -> Option<T>,
+    mut push: impl FnMut(Option<T>),
+) {
+    for r in 0..a.len() {
+        if a.is_null(r) {
+            push(None);
+            continue;
+        }
+        let v = parse(a.value(r));
+        if v.is_none() {
+            bad.push(r);
+        }
+        push(v);
+    }
 }
 
 /// Integers, also written as `3.0` (some exports do).

@@ -1,6 +1,6 @@
 //! The in-memory unit passed between stages: Arrow batches sharing one schema, plus what the reader learnt.
 
-use arrow_array::{Array, RecordBatch, UInt64Array};
+use arrow_array::{RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,11 +31,6 @@ pub struct TableMeta {
 }
 
 impl Table {
-    /// An empty table with the given schema.
-    pub fn empty(schema: SchemaRef) -> Self {
-        Self { schema, batches: Vec::new(), meta: TableMeta::default() }
-    }
-
     /// Builds a table from batches (all with `schema`).
     pub fn new(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
         Self { schema, batches, meta: TableMeta::default() }
@@ -75,9 +70,4 @@ pub fn text_schema(names: &[String]) -> SchemaRef {
     let mut fields = vec![line_field()];
     fields.extend(names.iter().map(|n| Arc::new(Field::new(n, DataType::Utf8, true))));
     Arc::new(Schema::new(fields))
-}
-
-/// Whether an array slot is null (helper that reads better at call sites).
-pub fn is_null(a: &dyn Array, i: usize) -> bool {
-    a.is_null(i)
 }

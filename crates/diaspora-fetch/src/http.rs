@@ -200,7 +200,7 @@ impl HttpClient {
         Ok(hosts.entry(key).or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_host.max(1)))).clone())
     }
 
-    async fn attempt(&self, req: &Request, _attempt: u32) -> Attempt {
+    async fn attempt(&self, req: &Request, attempt: u32) -> Attempt {
         let s = &self.settings;
         let mut url = match reqwest::Url::parse(&req.url) {
             Ok(u) => u,
@@ -299,7 +299,7 @@ impl HttpClient {
                 etag: header("etag"),
                 last_modified: header("last-modified"),
                 content_type: header("content-type"),
-                attempts: _attempt,
+                attempts: attempt,
                 final_url: url.to_string(),
             });
         }
