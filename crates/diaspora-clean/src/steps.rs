@@ -10,8 +10,9 @@ use diaspora_config::{CastType, Keep, Step, Unmapped};
 use diaspora_core::{Error, LINE_COL, Reject, Result, Table, did_you_mean, lines_of};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// What steps need besides the table.
 pub struct CleanContext<'a> {
@@ -23,6 +24,52 @@ pub struct CleanContext<'a> {
     pub resolver: &'a CountryResolver,
     /// The pseudonymisation key, if one was loaded.
     pub key: Option<&'a PseudonymKey>,
+    /// State kept across calls when a source is cleaned piece by piece (streaming); `None` when each call sees
+    /// the whole source.
+    pub memory: Option<&'a StepMemory>,
+}
+
+/// What steps remember between the pieces of one source: the row hashes each `dedupe_exact` step has seen
+/// (16 bytes a row, never the rows) and the lookup tables already loaded.
+#[derive(Default)]
+pub struct StepMemory {
+    seen: Mutex<HashMap<String, HashSet<u128, BuildHasherDefault<HashBits>>>>,
+    lookups: Mutex<HashMap<String, Arc<HashMap<String, String>>>>,
+}
+
+impl StepMemory {
+    /// Empty memory, for the first piece of a source.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lookup(&self, file: &str, key: &str, value: &str, at: &str) -> Result<Arc<HashMap<String, String>>> {
+        let id = format!("{file}\u{0}{key}\u{0}{value}");
+        if let Some(m) = self.lookups.lock().expect("lookup cache").get(&id) {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(load_lookup(file, key, value, at)?);
+        self.lookups.lock().expect("lookup cache").insert(id, m.clone());
+        Ok(m)
+    }
+}
+
+/// A hasher for values that are already uniform hashes: it keeps their bits.
+#[derive(Default)]
+struct HashBits(u64);
+
+impl Hasher for HashBits {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
 }
 
 /// The result of one step.
@@ -295,7 +342,11 @@ fn apply(
         }
         Step::Lookup { column, into, table: path_csv, key, value, missing_reason, unmapped_reason } => {
             let i = col(column, "column")?;
-            let map = load_lookup(path_csv, key, value, &format!("{path}.table"))?;
+            let at = format!("{path}.table");
+            let map = match ctx.memory {
+                Some(m) => m.lookup(path_csv, key, value, &at)?,
+                None => Arc::new(load_lookup(path_csv, key, value, &at)?),
+            };
             let show = policy.may_show(column);
             let mut fields: Vec<Field> = table.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
             fields.push(Field::new(into, DataType::Utf8, true));
@@ -438,7 +489,7 @@ fn apply(
             let t = Table { schema: schema.clone(), ..table };
             map_batches(t, |b| b.project(&idx).map_err(|e| Error::internal(e.to_string())))
         }
-        Step::DedupeExact {} => dedupe_exact(table),
+        Step::DedupeExact {} => dedupe_exact(table, ctx.memory.map(|m| (m, path))),
         Step::DedupeBy { key, order_by, keep } => {
             let k = col(key, "key")?;
             let o = col(order_by, "order_by")?;
@@ -652,45 +703,99 @@ fn cell_text(a: &dyn Array, r: usize) -> Option<String> {
     })
 }
 
-/// Feeds one cell into a hasher, distinguishing NULL from every value.
-fn hash_cell(a: &dyn Array, r: usize, h: &mut impl Hasher) {
-    if a.is_null(r) {
-        h.write_u8(0);
-        return;
-    }
-    h.write_u8(1);
-    match a.data_type() {
-        DataType::Utf8 => a.as_string::<i32>().value(r).hash(h),
-        DataType::Int32 => a.as_primitive::<Int32Type>().value(r).hash(h),
-        DataType::Int64 => a.as_primitive::<Int64Type>().value(r).hash(h),
-        DataType::Float64 => a.as_primitive::<Float64Type>().value(r).to_bits().hash(h),
-        DataType::Boolean => a.as_boolean().value(r).hash(h),
-        DataType::Timestamp(..) => a.as_primitive::<TimestampMicrosecondType>().value(r).hash(h),
-        other => format!("{other}").hash(h),
-    }
+/// One column of a batch, downcast once for row hashing.
+enum HashCol<'a> {
+    Text(&'a StringArray),
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+    F64(&'a [f64]),
+    Bool(&'a BooleanArray),
+    Other(&'a dyn Array),
 }
 
-/// A 128-bit hash of a row's cells (two independently seeded SipHash passes).
-fn row_hash(b: &RecordBatch, r: usize, skip: Option<usize>) -> u128 {
-    let mut h1 = std::hash::DefaultHasher::new();
-    let mut h2 = std::hash::DefaultHasher::new();
-    h2.write_u64(0x9e37_79b9_7f4a_7c15);
-    for (i, c) in b.columns().iter().enumerate() {
-        if Some(i) == skip {
-            continue;
-        }
-        hash_cell(c.as_ref(), r, &mut h1);
-        hash_cell(c.as_ref(), r, &mut h2);
-    }
-    (u128::from(h1.finish()) << 64) | u128::from(h2.finish())
+/// 128-bit hashes (XXH3) of each row's cells, the line column `skip` left out. Every cell is written with a
+/// type tag and, for text, its length, so no two different rows serialise alike; NULL differs from every value.
+pub fn row_hashes(b: &RecordBatch, skip: Option<usize>) -> Vec<u128> {
+    let cols: Vec<(HashCol<'_>, &dyn Array)> = b
+        .columns()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != skip)
+        .map(|(_, c)| {
+            let a = c.as_ref();
+            let h = match a.data_type() {
+                DataType::Utf8 => HashCol::Text(a.as_string::<i32>()),
+                DataType::Int32 => HashCol::I32(a.as_primitive::<Int32Type>().values()),
+                DataType::Int64 => HashCol::I64(a.as_primitive::<Int64Type>().values()),
+                DataType::Float64 => HashCol::F64(a.as_primitive::<Float64Type>().values()),
+                DataType::Timestamp(..) => HashCol::I64(a.as_primitive::<TimestampMicrosecondType>().values()),
+                DataType::Boolean => HashCol::Bool(a.as_boolean()),
+                _ => HashCol::Other(a),
+            };
+            (h, a)
+        })
+        .collect();
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    (0..b.num_rows())
+        .map(|r| {
+            buf.clear();
+            for (c, a) in &cols {
+                if a.is_null(r) {
+                    buf.push(0);
+                    continue;
+                }
+                match c {
+                    HashCol::Text(s) => {
+                        let v = s.value(r).as_bytes();
+                        buf.push(1);
+                        buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                        buf.extend_from_slice(v);
+                    }
+                    HashCol::I32(v) => {
+                        buf.push(2);
+                        buf.extend_from_slice(&v[r].to_le_bytes());
+                    }
+                    HashCol::I64(v) => {
+                        buf.push(3);
+                        buf.extend_from_slice(&v[r].to_le_bytes());
+                    }
+                    HashCol::F64(v) => {
+                        buf.push(4);
+                        buf.extend_from_slice(&v[r].to_bits().to_le_bytes());
+                    }
+                    HashCol::Bool(v) => buf.extend_from_slice(&[5, u8::from(v.value(r))]),
+                    HashCol::Other(a) => {
+                        let v = format!("{:?}", a.slice(r, 1));
+                        buf.push(6);
+                        buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                        buf.extend_from_slice(v.as_bytes());
+                    }
+                }
+            }
+            xxhash_rust::xxh3::xxh3_128(&buf)
+        })
+        .collect()
 }
 
-fn dedupe_exact(table: Table) -> Result<StepOutput> {
+type SeenSet = HashSet<u128, BuildHasherDefault<HashBits>>;
+
+/// Keeps the first occurrence of each row. With `memory`, rows seen in earlier pieces of the source count too.
+fn dedupe_exact(table: Table, memory: Option<(&StepMemory, &str)>) -> Result<StepOutput> {
     let line_idx = table.schema.index_of(LINE_COL).ok();
     // Hash in parallel, decide in input order (the first occurrence is kept).
-    let hashes: Vec<Vec<u128>> =
-        table.batches.par_iter().map(|b| (0..b.num_rows()).map(|r| row_hash(b, r, line_idx)).collect()).collect();
-    let mut seen: HashSet<u128> = HashSet::with_capacity(table.num_rows());
+    let hashes: Vec<Vec<u128>> = table.batches.par_iter().map(|b| row_hashes(b, line_idx)).collect();
+    let mut guard;
+    let mut local = SeenSet::default();
+    let seen: &mut SeenSet = match memory {
+        Some((m, path)) => {
+            guard = m.seen.lock().expect("dedupe memory");
+            guard.entry(path.to_owned()).or_default()
+        }
+        None => {
+            local.reserve(table.num_rows());
+            &mut local
+        }
+    };
     let mut duplicates = 0u64;
     let mut batches = Vec::with_capacity(table.batches.len());
     for (b, hs) in table.batches.iter().zip(hashes) {

@@ -26,7 +26,7 @@ fn lookup_maps_trimmed_lowercase_keys_and_rejects_missing_and_unmapped() {
     let alias = dir.path().join("alias.csv");
     std::fs::write(&alias, "alias,iso3\ngeorgia,GEO\nгрузия,GEO\ntürkiye,TUR\n").unwrap();
     let resolver = CountryResolver::new();
-    let ctx = CleanContext { source: "s", location: "t.csv", resolver: &resolver, key: None };
+    let ctx = CleanContext { source: "s", location: "t.csv", resolver: &resolver, key: None, memory: None };
     let t =
         table(vec![Some("  Georgia "), Some("ГРУЗИЯ"), Some("TÜRKIYE"), Some(" "), None, Some("Mars")], vec![None; 6]);
     let mut policy = PrivacyPolicy::for_source(&t.column_names(), &t.meta, &PrivacySpec::default(), &[]);
@@ -50,7 +50,7 @@ fn lookup_maps_trimmed_lowercase_keys_and_rejects_missing_and_unmapped() {
 #[test]
 fn naive_timestamps_keep_wall_clock_time_without_a_zone() {
     let resolver = CountryResolver::new();
-    let ctx = CleanContext { source: "s", location: "t.csv", resolver: &resolver, key: None };
+    let ctx = CleanContext { source: "s", location: "t.csv", resolver: &resolver, key: None, memory: None };
     let t = table(vec![Some("x")], vec![Some("2024-03-31 02:30:00")]);
     let mut policy = PrivacyPolicy::for_source(&t.column_names(), &t.meta, &PrivacySpec::default(), &[]);
     let step = Step::Timestamps { columns: vec!["StartDate".into()], time_zone: Some("naive".into()) };

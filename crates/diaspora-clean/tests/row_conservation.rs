@@ -115,7 +115,7 @@ proptest! {
         }
         let resolver = CountryResolver::new();
         let key = PseudonymKey::new(vec![7; 32]).unwrap();
-        let ctx = CleanContext { source: "s", location: "generated", resolver: &resolver, key: Some(&key) };
+        let ctx = CleanContext { source: "s", location: "generated", resolver: &resolver, key: Some(&key), memory: None };
         let mut t = table(&rows, batch);
         let mut policy = PrivacyPolicy::for_source(&t.column_names(), &t.meta, &PrivacySpec::default(), &[]);
         let (mut rejected, mut duplicates) = (Vec::new(), 0u64);

@@ -32,7 +32,7 @@ fn table() -> Table {
 
 fn run(step: Step) -> diaspora_core::Result<diaspora_clean::StepOutput> {
     let resolver = CountryResolver::new();
-    let ctx = CleanContext { source: "s", location: "t.csv", resolver: &resolver, key: None };
+    let ctx = CleanContext { source: "s", location: "t.csv", resolver: &resolver, key: None, memory: None };
     let t = table();
     let mut policy = PrivacyPolicy::for_source(&t.column_names(), &t.meta, &PrivacySpec::default(), &[]);
     apply_step(t, &step, "sources[0].steps[0]", &ctx, &mut policy)

@@ -12,6 +12,8 @@ mod settings;
 mod spec;
 mod validate;
 
-pub use settings::{EndpointSettings, HttpSettings, PseudonymSettings, Settings, WorldBankSettings, load_settings};
+pub use settings::{
+    EndpointSettings, HttpSettings, PseudonymSettings, Settings, StreamingSettings, WorldBankSettings, load_settings,
+};
 pub use spec::*;
 pub use validate::{Problem, load_pipeline, parse_pipeline, parse_years};

@@ -36,6 +36,38 @@ pub struct Settings {
     /// IMF DataMapper endpoint.
     #[serde(default)]
     pub imf: EndpointSettings,
+    /// When and how sources are streamed instead of read whole.
+    #[serde(default)]
+    pub streaming: StreamingSettings,
+}
+
+/// Streaming: a large delimited file is read, cleaned, joined and written piece by piece, so memory does not
+/// grow with the input. Results are the same as reading it whole.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamingSettings {
+    /// Files at least this large are streamed when the pipeline allows it (0 streams every file).
+    pub above_bytes: u64,
+    /// Bytes of input per piece.
+    pub piece_bytes: usize,
+    /// Pieces decoded and cleaned together (in parallel).
+    pub pieces_in_flight: usize,
+    /// Encoded Parquet bytes held in memory across a dataset's open files before row groups are written early.
+    pub writer_buffer_bytes: usize,
+    /// Parquet files open at once per dataset.
+    pub open_files: usize,
+}
+
+impl Default for StreamingSettings {
+    fn default() -> Self {
+        Self {
+            above_bytes: 64 << 20,
+            piece_bytes: 4 << 20,
+            pieces_in_flight: 8,
+            writer_buffer_bytes: 256 << 20,
+            open_files: 256,
+        }
+    }
 }
 
 /// An API endpoint.
@@ -161,6 +193,9 @@ pub fn load_settings(config_dir: &Path, profile: Option<&str>, extra: Option<&Pa
     }
     b = b.add_source(Environment::with_prefix("DIASPORA").prefix_separator("__").separator("__").try_parsing(true));
     let settings: Settings = b.build().map_err(cfg_err)?.try_deserialize().map_err(cfg_err)?;
+    if settings.streaming.piece_bytes == 0 || settings.streaming.pieces_in_flight == 0 {
+        return Err(Error::config("settings: streaming.piece_bytes and streaming.pieces_in_flight must be at least 1"));
+    }
     if settings.batch_rows == 0 {
         return Err(Error::config("settings: batch_rows must be at least 1"));
     }

@@ -44,6 +44,34 @@ pub fn read_local(source: &str, location: &str) -> Result<Raw> {
     Ok(Raw { record: record(source, location, &bytes, None), bytes })
 }
 
+/// The provenance record of a local input, hashed a piece at a time (for inputs read as a stream, which are
+/// never held in memory whole). Returns the path too.
+pub fn local_record(source: &str, location: &str) -> Result<(PathBuf, SourceRecord)> {
+    use std::io::Read;
+    let path = local_path(location)?;
+    let mut f = std::fs::File::open(&path).map_err(|e| Error::input_io(&path, &e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::input_io(&path, &e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    let record = SourceRecord {
+        source: source.to_owned(),
+        location: location.to_owned(),
+        sha256: hex(&h.finalize()),
+        bytes,
+        fetched_at: now_rfc3339(),
+        vintage: None,
+    };
+    Ok((path, record))
+}
+
 /// Builds the provenance record of some bytes.
 pub fn record(source: &str, location: &str, bytes: &[u8], vintage: Option<String>) -> SourceRecord {
     SourceRecord {

@@ -6,6 +6,7 @@
 
 mod imf;
 mod qualtrics;
+mod split;
 mod spss;
 mod text;
 pub mod wide;
@@ -13,7 +14,8 @@ mod worldbank;
 mod xlsx;
 
 pub use imf::{ImfValue, parse_imf_datamapper};
-pub use qualtrics::{QualtricsOptions, read_delimited, read_qualtrics_csv};
+pub use qualtrics::{QualtricsOptions, read_delimited, read_piece, read_qualtrics_csv};
+pub use split::{CsvSplitter, Piece};
 pub use spss::{SavOptions, read_sav};
 pub use text::{decode_text, decode_with};
 pub use wide::{LongObservation, read_imf_weo, read_sdmx_csv, read_wdi_csv};

@@ -37,7 +37,7 @@ pub fn read_delimited(bytes: &[u8], opts: &QualtricsOptions) -> Result<ReadOutpu
 }
 
 /// The delimiter that occurs most often outside quotes in the first line.
-fn sniff_delimiter(text: &[u8]) -> u8 {
+pub(crate) fn sniff_delimiter(text: &[u8]) -> u8 {
     let mut counts = [0usize; 4];
     let cands = [b',', b';', b'\t', b'|'];
     let mut quoted = false;
@@ -55,8 +55,18 @@ fn sniff_delimiter(text: &[u8]) -> u8 {
 fn read_table(bytes: &[u8], opts: &QualtricsOptions, qualtrics: bool, delimiter: Option<u8>) -> Result<ReadOutput> {
     let (text, _) = decode_with(bytes, opts.encoding.as_deref(), &opts.name)?;
     let delimiter = delimiter.unwrap_or_else(|| sniff_delimiter(&text));
-    let mut rdr =
-        csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(&text[..]);
+    read_table_head(&text, opts, qualtrics, delimiter)
+}
+
+/// Reads UTF-8 text with a known delimiter: the header rows, then every record. Given only the header rows
+/// (see [`crate::CsvSplitter`]), it gives the schema and column facts.
+pub(crate) fn read_table_head(
+    text: &[u8],
+    opts: &QualtricsOptions,
+    qualtrics: bool,
+    delimiter: u8,
+) -> Result<ReadOutput> {
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(text);
     let mut records = rdr.byte_records();
     let mut next_header = |what: &str| -> Result<csv::ByteRecord> {
         match records.next() {
@@ -116,64 +126,132 @@ fn read_table(bytes: &[u8], opts: &QualtricsOptions, qualtrics: bool, delimiter:
         }
     }
     let schema = text_schema(&names);
-    let mut out = BatchWriter::new(names.len(), opts.batch_rows.max(1));
-    let mut rejects = Vec::new();
-    let mut rows_read = 0u64;
-    // Physical line numbers: the csv crate's own count skips newlines inside quoted fields.
-    let (mut seen_byte, mut seen_line) = (0usize, 1u64);
-    let mut line_at = |byte: usize| -> u64 {
+    let mut body = Body::new(text, 1, &schema, opts);
+    if let Some(rec) = pending.take() {
+        body.handle(&rec)?;
+    }
+    for rec in records {
+        body.record(rec)?;
+    }
+    let mut out = body.finish()?;
+    out.table.meta = meta;
+    Ok(out)
+}
+
+/// Reads a piece of a delimited file's body: whole records only, starting at physical line `first_line`,
+/// with the columns of `schema` (from [`text_schema`]). The pieces of a file can be read in parallel; their
+/// rows, rejects and line numbers are those the whole file would give.
+pub fn read_piece(
+    text: &[u8],
+    first_line: u64,
+    schema: &arrow_schema::SchemaRef,
+    delimiter: u8,
+    opts: &QualtricsOptions,
+) -> Result<ReadOutput> {
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(text);
+    let mut body = Body::new(text, first_line, schema, opts);
+    let mut rec = csv::ByteRecord::new();
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => body.handle(&rec)?,
+            Ok(false) => break,
+            Err(e) => body.record(Err(e))?,
+        }
+    }
+    body.finish()
+}
+
+/// Turns data records into text batches and rejects, with physical line numbers.
+struct Body<'a> {
+    text: &'a [u8],
+    opts: &'a QualtricsOptions,
+    schema: arrow_schema::SchemaRef,
+    ncols: usize,
+    out: BatchWriter,
+    rejects: Vec<Reject>,
+    rows_read: u64,
+    seen_byte: usize,
+    seen_line: u64,
+}
+
+impl<'a> Body<'a> {
+    fn new(text: &'a [u8], first_line: u64, schema: &arrow_schema::SchemaRef, opts: &'a QualtricsOptions) -> Self {
+        let ncols = schema.fields().len() - 1;
+        Self {
+            text,
+            opts,
+            schema: schema.clone(),
+            ncols,
+            out: BatchWriter::new(ncols, opts.batch_rows.max(1)),
+            rejects: Vec::new(),
+            rows_read: 0,
+            seen_byte: 0,
+            seen_line: first_line,
+        }
+    }
+
+    /// Physical line of a byte offset (the csv crate's own count skips newlines inside quoted fields).
+    fn line_at(&mut self, byte: usize) -> u64 {
+        let text = self.text;
         // A record's reported offset can sit on the previous record's line terminator (CRLF): skip past it.
         let mut byte = byte.min(text.len());
         while byte < text.len() && matches!(text[byte], b'\r' | b'\n') {
             byte += 1;
         }
-        if byte > seen_byte {
-            seen_line += text[seen_byte..byte].iter().filter(|b| **b == b'\n').count() as u64;
-            seen_byte = byte;
+        if byte > self.seen_byte {
+            self.seen_line += memchr::memchr_iter(b'\n', &text[self.seen_byte..byte]).count() as u64;
+            self.seen_byte = byte;
         }
-        seen_line
-    };
-    let mut handle = |rec: csv::ByteRecord, out: &mut BatchWriter, schema: &arrow_schema::SchemaRef| -> Result<()> {
-        rows_read += 1;
-        let line = line_at(rec.position().map_or(0, |p| p.byte() as usize));
-        if rec.len() != names.len() {
-            rejects.push(Reject {
-                source: opts.source.clone(),
-                line,
-                reason: "ragged_row".into(),
-                column: None,
-                value: Some(format!("{} fields, header has {}", rec.len(), names.len())),
-            });
-            return Ok(());
-        }
-        if let Some(bad) = rec.iter().position(|f| std::str::from_utf8(f).is_err()) {
-            rejects.push(Reject {
-                source: opts.source.clone(),
-                line,
-                reason: "invalid_encoding".into(),
-                column: Some(names[bad].clone()),
-                value: None,
-            });
-            return Ok(());
-        }
-        out.push(line, &rec, schema)
-    };
-    if let Some(rec) = pending.take() {
-        handle(rec, &mut out, &schema)?;
+        self.seen_line
     }
-    for rec in records {
+
+    fn record(&mut self, rec: csv::Result<csv::ByteRecord>) -> Result<()> {
         match rec {
-            Ok(rec) => handle(rec, &mut out, &schema)?,
+            Ok(rec) => self.handle(&rec),
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                return Err(Error::data(format!("{}: line {line}: unreadable CSV: {}", opts.name, e.kind_summary())));
+                let line = e.position().map_or(0, |p| self.line_at(p.byte() as usize));
+                Err(Error::data(format!("{}: line {line}: unreadable CSV: {}", self.opts.name, e.kind_summary())))
             }
         }
     }
-    let batches = out.finish(&schema)?;
-    let mut table = Table::new(schema, batches);
-    table.meta = meta;
-    Ok(ReadOutput { table, rejects, rows_read })
+
+    fn handle(&mut self, rec: &csv::ByteRecord) -> Result<()> {
+        self.rows_read += 1;
+        let line = self.line_at(rec.position().map_or(0, |p| p.byte() as usize));
+        if rec.len() != self.ncols {
+            self.rejects.push(Reject {
+                source: self.opts.source.clone(),
+                line,
+                reason: "ragged_row".into(),
+                column: None,
+                value: Some(format!("{} fields, header has {}", rec.len(), self.ncols)),
+            });
+            return Ok(());
+        }
+        // One UTF-8 check for the whole record; then each field is valid if its bounds are character boundaries.
+        let whole = std::str::from_utf8(rec.as_slice()).ok();
+        let fields_ok = whole.is_some_and(|s| {
+            (0..rec.len())
+                .all(|i| rec.range(i).is_some_and(|r| s.is_char_boundary(r.start) && s.is_char_boundary(r.end)))
+        });
+        let Some(text) = whole.filter(|_| fields_ok) else {
+            let bad = rec.iter().position(|f| std::str::from_utf8(f).is_err()).unwrap_or(0);
+            self.rejects.push(Reject {
+                source: self.opts.source.clone(),
+                line,
+                reason: "invalid_encoding".into(),
+                column: Some(self.schema.field(bad + 1).name().clone()),
+                value: None,
+            });
+            return Ok(());
+        };
+        self.out.push(line, rec, text, &self.schema)
+    }
+
+    fn finish(self) -> Result<ReadOutput> {
+        let batches = self.out.finish(&self.schema)?;
+        Ok(ReadOutput { table: Table::new(self.schema, batches), rejects: self.rejects, rows_read: self.rows_read })
+    }
 }
 
 trait KindSummary {
@@ -214,14 +292,13 @@ impl BatchWriter {
         }
     }
 
-    fn push(&mut self, line: u64, rec: &csv::ByteRecord, schema: &arrow_schema::SchemaRef) -> Result<()> {
+    /// Appends a record whose field bytes, `text`, the caller has checked as UTF-8 (field bounds included).
+    fn push(&mut self, line: u64, rec: &csv::ByteRecord, text: &str, schema: &arrow_schema::SchemaRef) -> Result<()> {
         self.lines.append_value(line);
-        for (b, f) in self.cols.iter_mut().zip(rec.iter()) {
-            if f.is_empty() {
-                b.append_null();
-            } else {
-                // Validated as UTF-8 by the caller.
-                b.append_value(std::str::from_utf8(f).unwrap_or_default());
+        for (i, b) in self.cols.iter_mut().enumerate() {
+            match rec.range(i) {
+                Some(r) if !r.is_empty() => b.append_value(&text[r]),
+                _ => b.append_null(),
             }
         }
         self.rows += 1;

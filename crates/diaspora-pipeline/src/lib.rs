@@ -5,15 +5,17 @@ mod key;
 mod plan;
 mod report;
 mod sources;
+mod stream;
 
 pub use key::load_key;
 pub use plan::plan;
-pub use report::{DatasetReport, RunReport, SourceReport, dataset_report};
+pub use report::{ColumnStats, DatasetReport, RunReport, SourceReport, dataset_report};
 
 use diaspora_clean::{CleanContext, CountryResolver, PrivacyPolicy, apply_step};
+use diaspora_config::SourceSpec;
 use diaspora_config::{CombineSpec, Pipeline, Settings, Step};
 use diaspora_core::{Error, LINE_COL, Reject, Result, SourceRecord, Table, now_rfc3339};
-use diaspora_sink::{Layout, Lock, Manifest, PublishOutcome, publish, write_dataset};
+use diaspora_sink::{DatasetFiles, DatasetWriter, Layout, Lock, Manifest, PublishOutcome, WriterLimits, publish};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tracing::info;
@@ -35,7 +37,15 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
 
     // Fetch every source first: a run whose inputs have not changed since the last published run stops here.
     let net = sources::Net::new(settings);
-    let raws = pipeline.sources.iter().map(|s| sources::fetch(s, settings, &net)).collect::<Result<Vec<_>>>()?;
+    // A large delimited file is streamed: hashed here a piece at a time, read piece by piece below.
+    let plan = stream::choose(pipeline, settings);
+    let streamed = |i: usize| plan.as_ref().is_some_and(|p| p.source == i);
+    let raws = pipeline
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| if streamed(i) { sources::fetch_streamed(s) } else { sources::fetch(s, settings, &net) })
+        .collect::<Result<Vec<_>>>()?;
     let not_modified: u64 = raws.iter().map(|r| r.not_modified).sum();
     if not_modified > 0 {
         info!(documents = not_modified, "the servers said these inputs are unchanged (HTTP 304)");
@@ -65,79 +75,43 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
     let mut tables: HashMap<String, Table> = HashMap::new();
     let mut all_rejects: Vec<Reject> = Vec::new();
     let mut source_reports = Vec::new();
-    let mut records: Vec<SourceRecord> = Vec::new();
+    let records: Vec<SourceRecord> = raws.iter().flat_map(|r| r.records.iter().cloned()).collect();
     let mut privacy = report::PrivacyReport::default();
     if let Some(k) = &key {
         privacy.key_id = Some(k.key_id());
     }
     for (i, (spec, raw)) in pipeline.sources.iter().zip(raws).enumerate() {
+        if streamed(i) {
+            continue;
+        }
         let at = format!("sources[{i}]");
-        records.extend(raw.records.iter().cloned());
         let read = sources::read(spec, &raw, settings)?;
         let mut sr = SourceReport::new(&spec.id, read.rows_read);
         for r in &read.rejects {
             *sr.rejected.entry(r.reason.clone()).or_default() += 1;
         }
         let mut rejects = read.rejects;
-        let mut table = read.table;
-        let limesurvey = spec.kind == diaspora_config::SourceKind::LimesurveyRc
-            || spec.format == Some(diaspora_config::Format::LimesurveyCsv);
-        // LimeSurvey names its respondent id `id` (code headings) or `Response ID` (full-text headings).
-        let ids: &[&str] = if limesurvey { &["id", "Response ID"] } else { &[] };
-        let mut policy = PrivacyPolicy::for_source(&table.column_names(), &table.meta, &spec.privacy, ids);
-        let location = spec.location.clone().unwrap_or_else(|| format!("source {} ({:?})", spec.id, spec.kind));
-        let ctx = CleanContext { source: &spec.id, location: &location, resolver: &resolver, key: key.as_ref() };
-        for (j, step) in spec.steps.iter().enumerate() {
-            let out = apply_step(table, step, &format!("{at}.steps[{j}]"), &ctx, &mut policy)?;
-            for r in &out.rejects {
-                *sr.rejected.entry(r.reason.clone()).or_default() += 1;
-            }
-            sr.duplicates += out.duplicates;
-            rejects.extend(out.rejects);
-            table = out.table;
-        }
-        // Privacy: restricted columns never leave the source unless an allowance names them. The report lists
-        // every restricted column that does not leave, whether a step (select, pseudonymize) or the policy
-        // removed it.
-        let cols = table.column_names();
-        let drop = policy.to_drop(&cols);
-        for (c, r) in policy.restricted() {
-            if !cols.iter().any(|x| x == c) || drop.iter().any(|(d, _)| d == c) {
-                privacy.dropped.push(report::DroppedColumn {
-                    source: spec.id.clone(),
-                    column: c.to_owned(),
-                    restriction: r,
-                });
-            }
-        }
-        for (c, r, why) in policy.allowances(&cols) {
-            tracing::warn!(source = %spec.id, column = %c, "restricted column published under an allowance");
-            privacy.allowances.push(report::AllowanceUsed {
-                source: spec.id.clone(),
-                column: c,
-                restriction: r,
-                reason: why,
-            });
-        }
-        let drop_names: Vec<&str> = drop.iter().map(|(c, _)| c.as_str()).collect();
-        table = project_away(table, &drop_names)?;
+        let mut policy = PrivacyPolicy::for_source(
+            &read.table.column_names(),
+            &read.table.meta,
+            &spec.privacy,
+            respondent_ids(spec),
+        );
+        let location = location_of(spec);
+        let ctx = CleanContext {
+            source: &spec.id,
+            location: &location,
+            resolver: &resolver,
+            key: key.as_ref(),
+            memory: None,
+        };
+        let (table, step_rejects) = clean(read.table, spec, &at, &ctx, &mut policy, &mut sr)?;
+        rejects.extend(step_rejects);
+        let drop = settle_privacy(spec, &policy, &table.column_names(), &mut privacy);
+        let drop: Vec<&str> = drop.iter().map(String::as_str).collect();
+        let table = project_away(table, &drop)?;
         sr.passed = table.num_rows() as u64;
-        sr.check_balance()?;
-        if let Some(max) = spec.max_reject_share {
-            let share = sr.rejected_total() as f64 / sr.read.max(1) as f64;
-            if share > max {
-                let reasons: Vec<String> = sr.rejected.iter().map(|(r, n)| format!("{r} {n}")).collect();
-                return Err(Error::data(format!(
-                    "source {}: {:.1}% of rows rejected, above max_reject_share {:.1}% (rejected by reason: {}); \
-                     nothing was published",
-                    spec.id,
-                    share * 100.0,
-                    max * 100.0,
-                    reasons.join(", ")
-                )));
-            }
-        }
-        info!(source = %spec.id, read = sr.read, passed = sr.passed, rejected = sr.rejected_total(), duplicates = sr.duplicates, "source cleaned");
+        finish_source(spec, &mut sr)?;
         source_reports.push(sr);
         all_rejects.extend(rejects);
         tables.insert(spec.id.clone(), table);
@@ -145,6 +119,9 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
 
     let mut suppression = report::SuppressionReport::default();
     for (i, c) in pipeline.combine.iter().enumerate() {
+        if plan.as_ref().is_some_and(|p| p.joins.contains(&i)) {
+            continue;
+        }
         let at = format!("combine[{i}]");
         let get = |id: &str| tables.get(id).ok_or_else(|| Error::internal(format!("{at}: {id} not computed")));
         let out = match c {
@@ -181,37 +158,79 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
 
     // Write everything to staging first; publish only when every dataset was written and verified.
     let staging = layout.staging(&format!("{}-{run_id}", pipeline.name));
-    let mut outputs: Vec<(String, Table, Vec<String>)> = Vec::new();
-    for o in &pipeline.outputs {
-        let t = strip_lines(tables.get(&o.from).ok_or_else(|| Error::internal(format!("{} not computed", o.from)))?)?;
-        outputs.push((o.dataset.clone(), t, o.partition_by.clone()));
+    // Rejects are written sorted by (source, line): the sources before the streamed one, its rejects as they
+    // come (in line order), then the rest.
+    let mut rejects = RejectSink::create(&staging.join("rejects"), settings, &privacy)?;
+    all_rejects.sort_by(|a, b| (&a.source, a.line).cmp(&(&b.source, b.line)));
+    let split_at = match &plan {
+        Some(p) => all_rejects.partition_point(|r| r.source < pipeline.sources[p.source].id),
+        None => all_rejects.len(),
+    };
+    rejects.write(&all_rejects[..split_at])?;
+    let mut written: Vec<Option<(DatasetFiles, ColumnStats)>> = (0..pipeline.outputs.len()).map(|_| None).collect();
+    if let Some(p) = &plan {
+        let env = stream::Env {
+            pipeline,
+            settings,
+            resolver: &resolver,
+            key: key.as_ref(),
+            tables: &tables,
+            staging: &staging,
+        };
+        let (mut sr, files) = stream::run(p, &env, &mut privacy, &mut rejects)?;
+        finish_source(&pipeline.sources[p.source], &mut sr)?;
+        source_reports.push(sr);
+        for w in files {
+            written[w.output] = Some((w.files, w.stats));
+        }
     }
-    outputs.push(("rejects".into(), report::rejects_table(&all_rejects)?, Vec::new()));
+    rejects.write(&all_rejects[split_at..])?;
+    drop(all_rejects);
+    let order = |id: &str| pipeline.sources.iter().position(|s| s.id == id);
+    source_reports.sort_by_key(|r| order(&r.source));
+    for (oi, o) in pipeline.outputs.iter().enumerate() {
+        if written[oi].is_some() {
+            continue;
+        }
+        let t = strip_lines(tables.get(&o.from).ok_or_else(|| Error::internal(format!("{} not computed", o.from)))?)?;
+        guard_no_identifiers(&o.dataset, &t, &privacy)?;
+        let mut w =
+            DatasetWriter::create(&staging.join(&o.dataset), &t.schema, &o.partition_by, writer_limits(settings))?;
+        w.write(&t.batches)?;
+        written[oi] = Some((w.finish()?, ColumnStats::of(&t)));
+    }
+    let (rejects_files, rejects_stats) = rejects.finish()?;
+    let mut outputs: Vec<(String, Vec<String>, DatasetFiles, ColumnStats)> = pipeline
+        .outputs
+        .iter()
+        .zip(written)
+        .map(|(o, w)| {
+            let (files, stats) = w.expect("every output written");
+            (o.dataset.clone(), o.partition_by.clone(), files, stats)
+        })
+        .collect();
+    outputs.push(("rejects".into(), Vec::new(), rejects_files, rejects_stats));
     let mut dataset_reports = BTreeMap::new();
     let mut staged = Vec::new();
-    for (ds, table, partition_by) in &outputs {
-        guard_no_identifiers(ds, table, &privacy)?;
-        let dir = staging.join(ds);
-        let files = write_dataset(table, partition_by, &dir)?;
-        let written: u64 = files.files.iter().map(|f| f.rows).sum();
-        if written != table.num_rows() as u64 {
-            return Err(Error::internal(format!("{ds}: wrote {written} rows of {}", table.num_rows())));
+    for (ds, partition_by, files, stats) in &outputs {
+        let rep = dataset_report(ds, stats, partition_by, files);
+        if rep.rows != files.files.iter().map(|f| f.rows).sum::<u64>() {
+            return Err(Error::internal(format!("{ds}: the files do not hold the {} rows written", rep.rows)));
         }
-        let rep = dataset_report(ds, table, partition_by, &files);
         let manifest = Manifest {
             dataset: ds.clone(),
             version: files.version.clone(),
             pipeline: pipeline.name.clone(),
             run_id: run_id.clone(),
             created_at: now_rfc3339(),
-            rows: written,
+            rows: rep.rows,
             partition_by: partition_by.clone(),
             schema: rep.columns.iter().map(|c| (c.name.clone(), c.r#type.clone())).collect(),
             files: files.files.clone(),
             sources: records.clone(),
         };
         dataset_reports.insert(ds.clone(), rep);
-        staged.push((dir, manifest));
+        staged.push((staging.join(ds), manifest));
     }
     let mut published = BTreeMap::new();
     for (dir, manifest) in &staged {
@@ -251,6 +270,130 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
     Ok(report)
 }
 
+/// Runs a source's steps in order on `table`, counting rejects and duplicates into `sr`.
+pub(crate) fn clean(
+    mut table: Table,
+    spec: &SourceSpec,
+    at: &str,
+    ctx: &CleanContext<'_>,
+    policy: &mut PrivacyPolicy,
+    sr: &mut SourceReport,
+) -> Result<(Table, Vec<Reject>)> {
+    let mut rejects = Vec::new();
+    for (j, step) in spec.steps.iter().enumerate() {
+        let out = apply_step(table, step, &format!("{at}.steps[{j}]"), ctx, policy)?;
+        for r in &out.rejects {
+            *sr.rejected.entry(r.reason.clone()).or_default() += 1;
+        }
+        sr.duplicates += out.duplicates;
+        rejects.extend(out.rejects);
+        table = out.table;
+    }
+    Ok((table, rejects))
+}
+
+/// Privacy: restricted columns never leave the source unless an allowance names them. Records in the report
+/// every restricted column that does not leave (whether a step or the policy removed it) and every allowance
+/// used; returns the columns to drop.
+pub(crate) fn settle_privacy(
+    spec: &SourceSpec,
+    policy: &PrivacyPolicy,
+    cols: &[String],
+    privacy: &mut report::PrivacyReport,
+) -> Vec<String> {
+    let drop = policy.to_drop(cols);
+    for (c, r) in policy.restricted() {
+        if !cols.iter().any(|x| x == c) || drop.iter().any(|(d, _)| d == c) {
+            privacy.dropped.push(report::DroppedColumn {
+                source: spec.id.clone(),
+                column: c.to_owned(),
+                restriction: r,
+            });
+        }
+    }
+    for (c, r, why) in policy.allowances(cols) {
+        tracing::warn!(source = %spec.id, column = %c, "restricted column published under an allowance");
+        privacy.allowances.push(report::AllowanceUsed {
+            source: spec.id.clone(),
+            column: c,
+            restriction: r,
+            reason: why,
+        });
+    }
+    drop.into_iter().map(|(c, _)| c).collect()
+}
+
+/// Checks that a cleaned source balances and stays under its reject share, and logs its counts.
+fn finish_source(spec: &SourceSpec, sr: &mut SourceReport) -> Result<()> {
+    sr.check_balance()?;
+    if let Some(max) = spec.max_reject_share {
+        let share = sr.rejected_total() as f64 / sr.read.max(1) as f64;
+        if share > max {
+            let reasons: Vec<String> = sr.rejected.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            return Err(Error::data(format!(
+                "source {}: {:.1}% of rows rejected, above max_reject_share {:.1}% (rejected by reason: {}); \
+                 nothing was published",
+                spec.id,
+                share * 100.0,
+                max * 100.0,
+                reasons.join(", ")
+            )));
+        }
+    }
+    info!(source = %spec.id, read = sr.read, passed = sr.passed, rejected = sr.rejected_total(), duplicates = sr.duplicates, "source cleaned");
+    Ok(())
+}
+
+/// LimeSurvey names its respondent id `id` (code headings) or `Response ID` (full-text headings).
+pub(crate) fn respondent_ids(spec: &SourceSpec) -> &'static [&'static str] {
+    let limesurvey = spec.kind == diaspora_config::SourceKind::LimesurveyRc
+        || spec.format == Some(diaspora_config::Format::LimesurveyCsv);
+    if limesurvey { &["id", "Response ID"] } else { &[] }
+}
+
+/// Where a source came from, for messages.
+pub(crate) fn location_of(spec: &SourceSpec) -> String {
+    spec.location.clone().unwrap_or_else(|| format!("source {} ({:?})", spec.id, spec.kind))
+}
+
+/// The writers' memory and open-file limits from the settings.
+pub(crate) fn writer_limits(settings: &Settings) -> WriterLimits {
+    WriterLimits { buffer_bytes: settings.streaming.writer_buffer_bytes, open_files: settings.streaming.open_files }
+}
+
+/// The `rejects` dataset, written as rejects arrive (each call's rejects sorted by source and line).
+pub(crate) struct RejectSink {
+    writer: DatasetWriter,
+    stats: ColumnStats,
+}
+
+impl RejectSink {
+    fn create(dir: &std::path::Path, settings: &Settings, privacy: &report::PrivacyReport) -> Result<Self> {
+        let empty = report::rejects_table(&[])?;
+        guard_no_identifiers("rejects", &empty, privacy)?;
+        Ok(Self {
+            writer: DatasetWriter::create(dir, &empty.schema, &[], writer_limits(settings))?,
+            stats: ColumnStats::default(),
+        })
+    }
+
+    /// Writes rejects (sorted here by source and line).
+    pub(crate) fn write(&mut self, rejects: &[Reject]) -> Result<()> {
+        if rejects.is_empty() {
+            return Ok(());
+        }
+        let t = report::rejects_table(rejects)?;
+        for b in &t.batches {
+            self.stats.add(b);
+        }
+        self.writer.write(&t.batches)
+    }
+
+    fn finish(self) -> Result<(DatasetFiles, ColumnStats)> {
+        Ok((self.writer.finish()?, self.stats))
+    }
+}
+
 fn run_id(pipeline: &str) -> String {
     let mut r = [0u8; 4];
     let _ = getrandom::fill(&mut r);
@@ -270,11 +413,11 @@ fn clean_staging(layout: &Layout, pipeline: &str) -> Result<()> {
     Ok(())
 }
 
-fn strip_lines(t: &Table) -> Result<Table> {
+pub(crate) fn strip_lines(t: &Table) -> Result<Table> {
     project_away(t.clone(), &[LINE_COL])
 }
 
-fn project_away(t: Table, names: &[&str]) -> Result<Table> {
+pub(crate) fn project_away(t: Table, names: &[&str]) -> Result<Table> {
     let keep: Vec<usize> =
         (0..t.schema.fields().len()).filter(|&i| !names.contains(&t.schema.field(i).name().as_str())).collect();
     if keep.len() == t.schema.fields().len() {
@@ -291,7 +434,7 @@ fn project_away(t: Table, names: &[&str]) -> Result<Table> {
 }
 
 /// Last line of defence: no built-in identifier or respondent-id column reaches a writer without an allowance.
-fn guard_no_identifiers(dataset: &str, t: &Table, privacy: &report::PrivacyReport) -> Result<()> {
+pub(crate) fn guard_no_identifiers(dataset: &str, t: &Table, privacy: &report::PrivacyReport) -> Result<()> {
     for c in t.column_names() {
         let lower = c.to_lowercase();
         let builtin = diaspora_clean::privacy::BUILTIN_IDENTIFIERS

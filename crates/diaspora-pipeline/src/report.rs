@@ -287,8 +287,44 @@ pub fn type_name(dt: &DataType) -> String {
     .into()
 }
 
-/// Builds the report of a written dataset from the table and the files.
-pub fn dataset_report(name: &str, table: &Table, partition_by: &[String], files: &DatasetFiles) -> DatasetReport {
+/// Running totals of a dataset's columns, gathered batch by batch as it is written: rows, NULLs per column and
+/// sums of numeric columns (added row by row, so the result does not depend on how rows were split into batches).
+#[derive(Debug, Default, Clone)]
+pub struct ColumnStats {
+    rows: u64,
+    nulls: BTreeMap<String, u64>,
+    sums: BTreeMap<String, Option<f64>>,
+}
+
+impl ColumnStats {
+    /// Adds a batch.
+    pub fn add(&mut self, b: &arrow_array::RecordBatch) {
+        self.rows += b.num_rows() as u64;
+        for (f, a) in b.schema().fields().iter().zip(b.columns()) {
+            *self.nulls.entry(f.name().clone()).or_default() += a.null_count() as u64;
+            let sum = self.sums.entry(f.name().clone()).or_insert(Some(0.0));
+            let Some(s) = sum else { continue };
+            match a.data_type() {
+                DataType::Int32 => a.as_primitive::<Int32Type>().iter().flatten().for_each(|v| *s += f64::from(v)),
+                DataType::Int64 => a.as_primitive::<Int64Type>().iter().flatten().for_each(|v| *s += v as f64),
+                DataType::Float64 => a.as_primitive::<Float64Type>().iter().flatten().for_each(|v| *s += v),
+                _ => *sum = None,
+            }
+        }
+    }
+
+    /// Stats of a whole table.
+    pub fn of(table: &Table) -> Self {
+        let mut s = Self::default();
+        for b in &table.batches {
+            s.add(b);
+        }
+        s
+    }
+}
+
+/// Builds the report of a written dataset from its column stats and the files.
+pub fn dataset_report(name: &str, stats: &ColumnStats, partition_by: &[String], files: &DatasetFiles) -> DatasetReport {
     let mut partitions = BTreeMap::new();
     if !partition_by.is_empty() {
         for f in &files.files {
@@ -304,28 +340,16 @@ pub fn dataset_report(name: &str, table: &Table, partition_by: &[String], files:
     let mut sums = BTreeMap::new();
     let mut nulls = BTreeMap::new();
     for f in files.file_schema.fields() {
-        let idx = table.schema.index_of(f.name()).expect("file columns come from the table");
-        let mut sum = 0.0;
-        let mut numeric = true;
-        let mut n = 0u64;
-        for b in &table.batches {
-            let a = b.column(idx);
-            n += a.null_count() as u64;
-            match a.data_type() {
-                DataType::Int32 => sum += a.as_primitive::<Int32Type>().iter().flatten().map(f64::from).sum::<f64>(),
-                DataType::Int64 => sum += a.as_primitive::<Int64Type>().iter().flatten().map(|v| v as f64).sum::<f64>(),
-                DataType::Float64 => sum += a.as_primitive::<Float64Type>().iter().flatten().sum::<f64>(),
-                _ => numeric = false,
-            }
-        }
+        // A column only a dataset without rows would lack: numeric columns sum to 0 then.
+        let numeric = matches!(f.data_type(), DataType::Int32 | DataType::Int64 | DataType::Float64);
         if numeric {
-            sums.insert(f.name().clone(), sum);
+            sums.insert(f.name().clone(), stats.sums.get(f.name()).copied().flatten().unwrap_or(0.0));
         }
-        nulls.insert(f.name().clone(), n);
+        nulls.insert(f.name().clone(), stats.nulls.get(f.name()).copied().unwrap_or(0));
     }
     DatasetReport {
         path: name.into(),
-        rows: table.num_rows() as u64,
+        rows: stats.rows,
         partition_by: partition_by.to_vec(),
         partitions,
         columns,

@@ -16,7 +16,7 @@ mod write;
 
 pub use layout::{Layout, Lock, PublishOutcome, gc, publish, read_manifest};
 pub use partition::{HIVE_NULL, encode_partition_value};
-pub use write::{DatasetFiles, FileEntry, Manifest, write_dataset};
+pub use write::{DatasetFiles, DatasetWriter, FileEntry, Manifest, WriterLimits, write_dataset};
 
 /// Crash-test hooks at every step of writing and publishing.
 ///

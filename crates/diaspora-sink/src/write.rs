@@ -11,9 +11,9 @@ use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::Path;
+use std::collections::HashMap;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// One written file.
@@ -67,11 +67,11 @@ pub struct Manifest {
     pub sources: Vec<SourceRecord>,
 }
 
-/// A partition's directory, its decoded key and its rows as (batch, row).
-type Route = (String, String, Vec<(usize, usize)>);
-
-/// Rows per Parquet row group.
+/// Rows per Parquet row group (fewer when the writer's memory budget flushes a group early).
 const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Most partitions one dataset may have.
+const MAX_PARTITIONS: usize = 4096;
 
 fn props() -> WriterProperties {
     WriterProperties::builder()
@@ -81,137 +81,387 @@ fn props() -> WriterProperties {
         .build()
 }
 
-fn partition_text(a: &dyn Array, r: usize, column: &str) -> Result<Option<String>> {
-    if a.is_null(r) {
-        return Ok(None);
-    }
-    Ok(Some(match a.data_type() {
-        DataType::Int32 => a.as_primitive::<Int32Type>().value(r).to_string(),
-        DataType::Utf8 => a.as_string::<i32>().value(r).to_owned(),
-        other => return Err(Error::config(format!("partition column {column:?} has type {other}; use int32 or text"))),
-    }))
+/// How much a [`DatasetWriter`] may hold at once.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterLimits {
+    /// Bytes of rows waiting, across all partitions, to be encoded. Past it, the largest partitions' rows are
+    /// encoded into row groups early (smaller row groups, bounded memory).
+    pub buffer_bytes: usize,
+    /// Files open at once. Past it, the least recently written file is finished; later rows of its partition
+    /// go to the partition's next part file.
+    pub open_files: usize,
 }
 
-/// Writes `table` as Hive-partitioned Parquet under `dir` (which must not exist), one file per partition,
-/// partitions encoded in parallel. Partition columns live in the path only.
-pub fn write_dataset(table: &Table, partition_by: &[String], dir: &Path) -> Result<DatasetFiles> {
-    let part_idx: Vec<usize> = partition_by
-        .iter()
-        .map(|c| table.schema.index_of(c).map_err(|_| Error::config(format!("partition column {c:?} does not exist"))))
-        .collect::<Result<_>>()?;
-    let keep: Vec<usize> = (0..table.schema.fields().len()).filter(|i| !part_idx.contains(i)).collect();
-    let file_schema = Arc::new(table.schema.project(&keep).map_err(|e| Error::internal(e.to_string()))?);
-    // Route rows: partition path → (decoded key, rows as (batch, row)).
-    let mut routes: BTreeMap<String, (String, Vec<(usize, usize)>)> = BTreeMap::new();
-    let mut folded: HashMap<String, String> = HashMap::new();
-    for (bi, b) in table.batches.iter().enumerate() {
-        for r in 0..b.num_rows() {
-            let mut path = String::new();
-            let mut key = String::new();
-            for (n, (&c, name)) in part_idx.iter().zip(partition_by).enumerate() {
-                let v = partition_text(b.column(c).as_ref(), r, name)?;
-                let enc = encode_partition_value(name, v.as_deref())?;
-                if n > 0 {
-                    path.push('/');
-                    key.push('/');
-                }
-                path.push_str(&format!("{name}={enc}"));
-                key.push_str(&format!("{name}={}", v.as_deref().unwrap_or(HIVE_NULL)));
+impl Default for WriterLimits {
+    fn default() -> Self {
+        Self { buffer_bytes: 256 << 20, open_files: 256 }
+    }
+}
+
+/// One partition: its directory, decoded key, open file, rows waiting to be encoded, and how many part files
+/// it has.
+struct Part {
+    path: String,
+    key: String,
+    next_seq: u32,
+    open: Option<OpenFile>,
+    last_used: u64,
+    /// Rows waiting for a row group, in order.
+    buffer: Vec<RecordBatch>,
+    buffered_rows: usize,
+    buffered_bytes: usize,
+}
+
+struct OpenFile {
+    rel: String,
+    full: PathBuf,
+    writer: ArrowWriter<BufWriter<std::fs::File>>,
+    rows: u64,
+}
+
+impl Part {
+    fn push(&mut self, b: RecordBatch) {
+        self.buffered_rows += b.num_rows();
+        self.buffered_bytes += b.get_array_memory_size();
+        self.buffer.push(b);
+    }
+
+    /// Encodes the first `rows` buffered rows (all when `None`) as one row group. Parquet column encoders exist
+    /// only while a row group is encoded, so the memory they take does not grow with the number of partitions.
+    fn encode(&mut self, dir: &Path, schema: &SchemaRef, rows: Option<usize>) -> Result<()> {
+        let mut want = rows.unwrap_or(self.buffered_rows).min(self.buffered_rows);
+        if want == 0 {
+            return Ok(());
+        }
+        if self.open.is_none() {
+            self.open = Some(open_file(dir, schema, &self.path, self.next_seq)?);
+            self.next_seq += 1;
+        }
+        let f = self.open.as_mut().expect("opened above");
+        let err = |e: parquet::errors::ParquetError| Error::internal(format!("{}: {e}", f.full.display()));
+        let mut rest = Vec::new();
+        for b in std::mem::take(&mut self.buffer) {
+            if want == 0 {
+                rest.push(b);
+            } else if b.num_rows() <= want {
+                want -= b.num_rows();
+                f.writer.write(&b).map_err(err)?;
+                f.rows += b.num_rows() as u64;
+            } else {
+                f.writer.write(&b.slice(0, want)).map_err(err)?;
+                f.rows += want as u64;
+                rest.push(b.slice(want, b.num_rows() - want));
+                want = 0;
             }
-            let lower = path.to_lowercase();
-            if let Some(other) = folded.get(&lower)
-                && *other != path
-            {
-                return Err(Error::data(format!(
-                    "partition directories {other:?} and {path:?} differ only in case; they would collide on \
-                     case-insensitive file systems"
-                )));
-            }
-            folded.insert(lower, path.clone());
-            routes.entry(path).or_insert_with(|| (key, Vec::new())).1.push((bi, r));
+        }
+        f.writer.flush().map_err(err)?;
+        self.buffered_rows = rest.iter().map(RecordBatch::num_rows).sum();
+        self.buffered_bytes = rest.iter().map(RecordBatch::get_array_memory_size).sum();
+        self.buffer = rest;
+        Ok(())
+    }
+
+    /// Encodes what is buffered and finishes the open file, if any.
+    fn close(&mut self, dir: &Path, schema: &SchemaRef) -> Result<Option<FileEntry>> {
+        self.encode(dir, schema, None)?;
+        match self.open.take() {
+            Some(f) => finish_file(f, self.key.clone()).map(Some),
+            None => Ok(None),
         }
     }
-    if routes.len() > 4096 {
-        return Err(Error::data(format!("{} partitions exceed the limit of 4096", routes.len())));
-    }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create", &e))?;
-    let projected: Vec<RecordBatch> = table
-        .batches
-        .iter()
-        .map(|b| b.project(&keep))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::internal(e.to_string()))?;
-    let jobs: Vec<Route> = if routes.is_empty() {
-        vec![(String::new(), String::new(), Vec::new())]
-    } else {
-        routes.into_iter().map(|(p, (k, rows))| (p, k, rows)).collect()
-    };
-    let mut files: Vec<FileEntry> = jobs
-        .par_iter()
-        .map(|(path, key, rows)| {
-            let rel =
-                if path.is_empty() { "part-00000.parquet".to_owned() } else { format!("{path}/part-00000.parquet") };
-            let full = dir.join(&rel);
-            if let Some(parent) = full.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create", &e))?;
+}
+
+/// Writes a dataset as Hive-partitioned Parquet from batches that arrive in order, one call at a time:
+/// rows are routed to their partition, buffered until a full row group (or the memory limit) is reached, and
+/// encoded in parallel across partitions. Memory stays within [`WriterLimits`] however many rows pass
+/// through. Partition columns live in the path only.
+///
+/// The output depends only on the batches (their rows and how they are split into calls), never on the
+/// number of threads.
+pub struct DatasetWriter {
+    dir: PathBuf,
+    partition_by: Vec<String>,
+    part_idx: Vec<usize>,
+    keep: Vec<usize>,
+    file_schema: SchemaRef,
+    limits: WriterLimits,
+    parts: Vec<Part>,
+    /// Raw partition values (tagged, separated) → index into `parts`.
+    ids: HashMap<String, usize>,
+    /// Lower-cased directory → directory, to refuse partitions that collide on case-insensitive systems.
+    folded: HashMap<String, String>,
+    files: Vec<FileEntry>,
+    tick: u64,
+}
+
+impl DatasetWriter {
+    /// A writer for rows of `schema` into `dir` (which must not exist yet).
+    pub fn create(dir: &Path, schema: &SchemaRef, partition_by: &[String], limits: WriterLimits) -> Result<Self> {
+        let part_idx: Vec<usize> = partition_by
+            .iter()
+            .map(|c| schema.index_of(c).map_err(|_| Error::config(format!("partition column {c:?} does not exist"))))
+            .collect::<Result<_>>()?;
+        for (&i, c) in part_idx.iter().zip(partition_by) {
+            let t = schema.field(i).data_type();
+            if !matches!(t, DataType::Int32 | DataType::Utf8) {
+                return Err(Error::config(format!("partition column {c:?} has type {t}; use int32 or text")));
             }
-            let n = write_file(&full, &file_schema, &projected, rows)?;
-            let bytes = std::fs::read(&full).map_err(|e| Error::io(&full, "read back", &e))?;
-            Ok(FileEntry {
-                path: rel,
-                partition: key.clone(),
-                rows: n,
-                bytes: bytes.len() as u64,
-                sha256: diaspora_core::hex(&Sha256::digest(&bytes)),
-            })
+        }
+        let keep: Vec<usize> = (0..schema.fields().len()).filter(|i| !part_idx.contains(i)).collect();
+        let file_schema = Arc::new(schema.project(&keep).map_err(|e| Error::internal(e.to_string()))?);
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create", &e))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            partition_by: partition_by.to_vec(),
+            part_idx,
+            keep,
+            file_schema,
+            limits: WriterLimits { buffer_bytes: limits.buffer_bytes, open_files: limits.open_files.max(1) },
+            parts: Vec::new(),
+            ids: HashMap::new(),
+            folded: HashMap::new(),
+            files: Vec::new(),
+            tick: 0,
         })
-        .collect::<Result<_>>()?;
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    // Directory entries are durable too before the version is moved into place.
-    let mut dirs: Vec<std::path::PathBuf> =
-        files.iter().filter_map(|f| dir.join(&f.path).parent().map(Path::to_path_buf)).collect();
-    dirs.sort();
-    dirs.dedup();
-    for d in dirs.iter().chain(std::iter::once(&dir.to_path_buf())) {
-        std::fs::File::open(d).and_then(|f| f.sync_all()).map_err(|e| Error::io(d, "fsync", &e))?;
     }
-    let mut h = Sha256::new();
-    for f in &files {
-        h.update(f.path.as_bytes());
-        h.update([0]);
-        h.update(f.sha256.as_bytes());
-        h.update([0]);
+
+    /// The schema of the files (partition columns excluded).
+    pub fn file_schema(&self) -> &SchemaRef {
+        &self.file_schema
     }
-    let version = diaspora_core::hex(&h.finalize()[..8]);
-    Ok(DatasetFiles { files, version, file_schema })
+
+    /// Writes the rows of `batches`, in order.
+    pub fn write(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        self.tick += 1;
+        let routes = self.route(batches)?;
+        let projected: Vec<RecordBatch> = batches
+            .iter()
+            .map(|b| b.project(&self.keep))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let refs: Vec<&RecordBatch> = projected.iter().collect();
+        let (dir, schema, tick) = (&self.dir, &self.file_schema, self.tick);
+        let mut jobs: Vec<(&mut Part, &Vec<(usize, usize)>)> =
+            self.parts.iter_mut().zip(&routes).filter(|(_, rows)| !rows.is_empty()).collect();
+        jobs.par_iter_mut()
+            .map(|(part, rows)| {
+                part.last_used = tick;
+                for chunk in rows.chunks(ROW_GROUP_ROWS) {
+                    let b = arrow_select::interleave::interleave_record_batch(&refs, chunk)
+                        .map_err(|e| Error::internal(e.to_string()))?;
+                    part.push(b);
+                    while part.buffered_rows >= ROW_GROUP_ROWS {
+                        part.encode(dir, schema, Some(ROW_GROUP_ROWS))?;
+                    }
+                }
+                Ok(())
+            })
+            .collect::<Result<Vec<()>>>()?;
+        self.enforce_limits()
+    }
+
+    /// Routes every row to its partition: per partition (in `parts` order), its rows as (batch, row).
+    fn route(&mut self, batches: &[RecordBatch]) -> Result<Vec<Vec<(usize, usize)>>> {
+        let mut routes: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.parts.len()];
+        let mut raw = String::new();
+        for (bi, b) in batches.iter().enumerate() {
+            let cols: Vec<&dyn Array> = self.part_idx.iter().map(|&i| b.column(i).as_ref()).collect();
+            for r in 0..b.num_rows() {
+                raw.clear();
+                for a in &cols {
+                    push_raw_value(&mut raw, *a, r);
+                }
+                let id = match self.ids.get(raw.as_str()) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.new_part(&cols, r)?;
+                        self.ids.insert(raw.clone(), id);
+                        routes.push(Vec::new());
+                        id
+                    }
+                };
+                routes[id].push((bi, r));
+            }
+        }
+        Ok(routes)
+    }
+
+    fn new_part(&mut self, cols: &[&dyn Array], r: usize) -> Result<usize> {
+        let mut path = String::new();
+        let mut key = String::new();
+        for (n, (a, name)) in cols.iter().zip(&self.partition_by).enumerate() {
+            let v = partition_text(*a, r);
+            let enc = encode_partition_value(name, v.as_deref())?;
+            if n > 0 {
+                path.push('/');
+                key.push('/');
+            }
+            path.push_str(&format!("{name}={enc}"));
+            key.push_str(&format!("{name}={}", v.as_deref().unwrap_or(HIVE_NULL)));
+        }
+        let lower = path.to_lowercase();
+        if let Some(other) = self.folded.get(&lower)
+            && *other != path
+        {
+            return Err(Error::data(format!(
+                "partition directories {other:?} and {path:?} differ only in case; they would collide on \
+                 case-insensitive file systems"
+            )));
+        }
+        self.folded.insert(lower, path.clone());
+        if self.parts.len() == MAX_PARTITIONS {
+            return Err(Error::data(format!("more than {MAX_PARTITIONS} partitions; the limit is {MAX_PARTITIONS}")));
+        }
+        self.parts.push(Part {
+            path,
+            key,
+            next_seq: 0,
+            open: None,
+            last_used: 0,
+            buffer: Vec::new(),
+            buffered_rows: 0,
+            buffered_bytes: 0,
+        });
+        Ok(self.parts.len() - 1)
+    }
+
+    /// Encodes the largest buffers when the buffered rows pass the memory limit (down to half of it), and
+    /// finishes files past the open-file limit (least recently written first).
+    fn enforce_limits(&mut self) -> Result<()> {
+        let (dir, schema) = (&self.dir, &self.file_schema);
+        let total: usize = self.parts.iter().map(|p| p.buffered_bytes).sum();
+        if total > self.limits.buffer_bytes {
+            let mut by_size: Vec<(usize, usize)> =
+                self.parts.iter().enumerate().map(|(i, p)| (p.buffered_bytes, i)).filter(|(s, _)| *s > 0).collect();
+            by_size.sort_by(|a, b| b.cmp(a));
+            let mut left = total;
+            let mut chosen = vec![false; self.parts.len()];
+            for (s, i) in by_size {
+                if left <= self.limits.buffer_bytes / 2 {
+                    break;
+                }
+                left -= s;
+                chosen[i] = true;
+            }
+            let mut targets: Vec<&mut Part> =
+                self.parts.iter_mut().zip(&chosen).filter(|(_, c)| **c).map(|(p, _)| p).collect();
+            targets.par_iter_mut().map(|p| p.encode(dir, schema, None)).collect::<Result<Vec<()>>>()?;
+        }
+        let open = self.parts.iter().filter(|p| p.open.is_some()).count();
+        if open > self.limits.open_files {
+            let mut order: Vec<(u64, usize)> = (0..self.parts.len())
+                .filter(|&i| self.parts[i].open.is_some())
+                .map(|i| (self.parts[i].last_used, i))
+                .collect();
+            order.sort();
+            let closing: Vec<usize> = order[..open - self.limits.open_files].iter().map(|(_, i)| *i).collect();
+            let mut targets: Vec<&mut Part> =
+                self.parts.iter_mut().enumerate().filter(|(i, _)| closing.contains(i)).map(|(_, p)| p).collect();
+            let done = targets.par_iter_mut().map(|p| p.close(dir, schema)).collect::<Result<Vec<_>>>()?;
+            self.files.extend(done.into_iter().flatten());
+        }
+        Ok(())
+    }
+
+    /// Encodes what is left, finishes every file, makes them durable and returns what was written.
+    pub fn finish(mut self) -> Result<DatasetFiles> {
+        let (dir, schema) = (&self.dir, &self.file_schema);
+        let done = self.parts.par_iter_mut().map(|p| p.close(dir, schema)).collect::<Result<Vec<_>>>()?;
+        self.files.extend(done.into_iter().flatten());
+        if self.files.is_empty() {
+            // No rows: one empty file at the root still tells readers the schema.
+            let f = open_file(&self.dir, &self.file_schema, "", 0)?;
+            self.files.push(finish_file(f, String::new())?);
+        }
+        let mut files = self.files;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        // Directory entries are durable too before the version is moved into place.
+        let mut dirs: Vec<PathBuf> =
+            files.iter().filter_map(|f| self.dir.join(&f.path).parent().map(Path::to_path_buf)).collect();
+        dirs.sort();
+        dirs.dedup();
+        for d in dirs.iter().chain(std::iter::once(&self.dir)) {
+            std::fs::File::open(d).and_then(|f| f.sync_all()).map_err(|e| Error::io(d, "fsync", &e))?;
+        }
+        let mut h = Sha256::new();
+        for f in &files {
+            h.update(f.path.as_bytes());
+            h.update([0]);
+            h.update(f.sha256.as_bytes());
+            h.update([0]);
+        }
+        let version = diaspora_core::hex(&h.finalize()[..8]);
+        Ok(DatasetFiles { files, version, file_schema: self.file_schema })
+    }
 }
 
-fn write_file(path: &Path, schema: &SchemaRef, batches: &[RecordBatch], rows: &[(usize, usize)]) -> Result<u64> {
-    fault_point(&format!("create {}", path.display()))?;
-    let file = std::fs::File::create(path).map_err(|e| Error::io(path, "create", &e))?;
-    let mut w = ArrowWriter::try_new(std::io::BufWriter::new(file), schema.clone(), Some(props()))
-        .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
-    let refs: Vec<&RecordBatch> = batches.iter().collect();
-    let all_rows = rows.is_empty() && !batches.is_empty();
-    let mut written = 0u64;
-    if all_rows {
-        for b in batches {
-            w.write(b).map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
-            written += b.num_rows() as u64;
-        }
-    } else {
-        for chunk in rows.chunks(ROW_GROUP_ROWS) {
-            let b = arrow_select::interleave::interleave_record_batch(&refs, chunk)
-                .map_err(|e| Error::internal(e.to_string()))?;
-            w.write(&b).map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
-            written += b.num_rows() as u64;
-        }
+/// A partition value as text (`None` for NULL); the column type was checked when the writer was created.
+fn partition_text(a: &dyn Array, r: usize) -> Option<String> {
+    if a.is_null(r) {
+        return None;
     }
+    Some(match a.data_type() {
+        DataType::Int32 => a.as_primitive::<Int32Type>().value(r).to_string(),
+        _ => a.as_string::<i32>().value(r).to_owned(),
+    })
+}
+
+/// Appends a partition value to a routing key: tagged so NULL, numbers and text never collide.
+fn push_raw_value(out: &mut String, a: &dyn Array, r: usize) {
+    use std::fmt::Write as _;
+    if a.is_null(r) {
+        out.push('\u{0}');
+    } else if let Some(i) = a.as_primitive_opt::<Int32Type>() {
+        let _ = write!(out, "\u{1}{}", i.value(r));
+    } else {
+        out.push('\u{2}');
+        out.push_str(a.as_string::<i32>().value(r));
+    }
+    out.push('\u{3}');
+}
+
+fn open_file(dir: &Path, schema: &SchemaRef, path: &str, seq: u32) -> Result<OpenFile> {
+    let name = format!("part-{seq:05}.parquet");
+    let rel = if path.is_empty() { name } else { format!("{path}/{name}") };
+    let full = dir.join(&rel);
+    if let Some(parent) = full.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create", &e))?;
+    }
+    fault_point(&format!("create {}", full.display()))?;
+    let file = std::fs::File::create(&full).map_err(|e| Error::io(&full, "create", &e))?;
+    let writer = ArrowWriter::try_new(BufWriter::new(file), schema.clone(), Some(props()))
+        .map_err(|e| Error::internal(format!("{}: {e}", full.display())))?;
+    Ok(OpenFile { rel, full, writer, rows: 0 })
+}
+
+fn finish_file(f: OpenFile, partition: String) -> Result<FileEntry> {
+    let path = &f.full;
     fault_point(&format!("write {}", path.display()))?;
-    let mut inner = w.into_inner().map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
+    let mut inner = f.writer.into_inner().map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
     inner.flush().map_err(|e| Error::io(path, "write", &e))?;
     let file = inner.into_inner().map_err(|e| Error::io(path, "write", e.error()))?;
     file.sync_all().map_err(|e| Error::io(path, "fsync", &e))?;
     fault_point(&format!("fsync {}", path.display()))?;
-    Ok(written)
+    drop(file);
+    // Hash what is on disk, in pieces.
+    let mut h = Sha256::new();
+    let mut rd = std::fs::File::open(path).map_err(|e| Error::io(path, "read back", &e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = rd.read(&mut buf).map_err(|e| Error::io(path, "read back", &e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    Ok(FileEntry { path: f.rel, partition, rows: f.rows, bytes, sha256: diaspora_core::hex(&h.finalize()) })
+}
+
+/// Writes a whole table as Hive-partitioned Parquet under `dir` (which must not exist), one file per partition.
+pub fn write_dataset(table: &Table, partition_by: &[String], dir: &Path) -> Result<DatasetFiles> {
+    let mut w = DatasetWriter::create(dir, &table.schema, partition_by, WriterLimits::default())?;
+    w.write(&table.batches)?;
+    w.finish()
 }

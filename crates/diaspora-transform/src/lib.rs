@@ -135,8 +135,8 @@ pub fn asof_join(
     let (lk, lt) = (idx(left, on, what)?, idx(left, left_time, what)?);
     let (rk, rt) = (idx(right, on, what)?, idx(right, right_time, what)?);
     let value_cols: Vec<usize> = (0..right.schema.fields().len()).filter(|i| *i != rk && *i != rt).collect();
-    // (key, year) → per value column Option<f64>
-    let mut lookup: HashMap<(String, i32), Vec<Option<f64>>> = HashMap::new();
+    // key → year → per value column Option<f64>
+    let mut lookup: HashMap<String, HashMap<i32, Vec<Option<f64>>>> = HashMap::new();
     for b in &right.batches {
         let k = strings(b, rk, what)?;
         let t = int32s(b, rt, what)?;
@@ -144,7 +144,7 @@ pub fn asof_join(
             value_cols.iter().map(|&c| float64s(b, c, what)).collect::<Result<_>>()?;
         for r in 0..b.num_rows() {
             let vals = cols.iter().map(|a| a.is_valid(r).then(|| a.value(r))).collect();
-            lookup.insert((k.value(r).to_owned(), t.value(r)), vals);
+            lookup.entry(k.value(r).to_owned()).or_default().insert(t.value(r), vals);
         }
     }
     let mut fields: Vec<Field> = left.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -170,16 +170,23 @@ pub fn asof_join(
             let t = b.column(lt).as_primitive::<Int32Type>();
             let mut vals: Vec<Float64Builder> = value_cols.iter().map(|_| Float64Builder::new()).collect();
             let mut years: Vec<Int32Builder> = value_cols.iter().map(|_| Int32Builder::new()).collect();
+            // The rows of the right side for this row's key, year and each earlier year within the lag.
+            let mut candidates: Vec<(i32, &Vec<Option<f64>>)> = Vec::with_capacity(max_lag as usize + 1);
             for r in 0..b.num_rows() {
+                candidates.clear();
+                if k.is_valid(r)
+                    && t.is_valid(r)
+                    && let Some(by_year) = lookup.get(k.value(r))
+                {
+                    for lag in 0..=max_lag as i32 {
+                        let y = t.value(r) - lag;
+                        if let Some(v) = by_year.get(&y) {
+                            candidates.push((y, v));
+                        }
+                    }
+                }
                 for j in 0..value_cols.len() {
-                    let found = (k.is_valid(r) && t.is_valid(r))
-                        .then(|| {
-                            (0..=max_lag as i32).find_map(|lag| {
-                                let y = t.value(r) - lag;
-                                lookup.get(&(k.value(r).to_owned(), y)).and_then(|v| v[j]).map(|v| (v, y))
-                            })
-                        })
-                        .flatten();
+                    let found = candidates.iter().find_map(|(y, v)| v[j].map(|x| (x, *y)));
                     vals[j].append_option(found.map(|f| f.0));
                     years[j].append_option(found.map(|f| f.1));
                 }
