@@ -9,7 +9,7 @@ usage: python3 bench/run.py N [RUNS] [--threads 2,1] [--shared ../shared/bench] 
 
 Needs ../shared/bench (the generator and the reference ETLs) and target/release/diaspora
 (`cargo build --release`). Creates bench/.venv with ../shared/bench/requirements.txt on first use.
-Generated data and outputs live in bench/data and bench/out (git-ignored, never committed).
+Generated data (bench/data/<N>/, one folder per size) and outputs (bench/out) are git-ignored, never committed.
 
 For every run it records wall time and the peak RSS of the process (os.wait4), checks that the outputs
 agree (rows per wave/iso3 partition, sums and non-null counts of the numeric columns both keep, country
@@ -42,14 +42,26 @@ def venv_python(shared):
 
 
 def generate(py, shared, n):
-    stamp = os.path.join(DATA, ".rows")
-    if os.path.exists(stamp) and open(stamp).read().strip() == str(n):
-        return
-    shutil.rmtree(DATA, ignore_errors=True)
-    os.makedirs(DATA)
-    subprocess.run([py, os.path.join(shared, "gen.py"), str(n), DATA], check=True)
-    with open(stamp, "w") as f:
-        f.write(str(n))
+    """Generates the data for n rows into bench/data/<n>/ (kept, so several sizes can be timed in turn)."""
+    data = os.path.join(DATA, str(n))
+    stamp = os.path.join(data, ".complete")
+    if os.path.exists(stamp):
+        return data
+    shutil.rmtree(data, ignore_errors=True)
+    os.makedirs(data)
+    subprocess.run([py, os.path.join(shared, "gen.py"), str(n), data], check=True)
+    open(stamp, "w").close()
+    return data
+
+
+def pipeline_for(data):
+    """bench/bench.toml with its inputs pointed at this size's data, written beside the outputs."""
+    text = open(os.path.join(HERE, "bench.toml")).read().replace("bench/data/", os.path.relpath(data, REPO) + "/")
+    os.makedirs(OUT, exist_ok=True)
+    path = os.path.join(OUT, f"bench-{os.path.basename(data)}.toml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
 
 
 def timed(cmd, env=None, cwd=REPO):
@@ -122,16 +134,17 @@ def main():
     if not os.path.exists(binary):
         sys.exit("build first: cargo build --release")
     py = venv_python(shared)
-    generate(py, shared, args.n)
-    size = os.path.getsize(os.path.join(DATA, "survey.csv")) / 1e6
+    data = generate(py, shared, args.n)
+    pipeline = pipeline_for(data)
+    size = os.path.getsize(os.path.join(data, "survey.csv")) / 1e6
     tools = {
-        "DuckDB": lambda out: [py, os.path.join(shared, "etl_duckdb.py"), DATA, out],
-        "Polars": lambda out: [py, os.path.join(shared, "etl_polars.py"), DATA, out],
+        "DuckDB": lambda out: [py, os.path.join(shared, "etl_duckdb.py"), data, out],
+        "Polars": lambda out: [py, os.path.join(shared, "etl_polars.py"), data, out],
     }
     threads = [int(t) for t in args.threads.split(",")]
     for t in threads:
         tools[f"diaspora ({t} thread{'s' if t > 1 else ''})"] = (
-            lambda out, t=t: [binary, "-q", "--data-root", out, "run", "bench/bench.toml"], t)
+            lambda out, t=t: [binary, "-q", "--data-root", out, "run", pipeline], t)
     results = {name: [] for name in tools}
     for run in range(args.runs):
         for name, spec in tools.items():

@@ -63,6 +63,10 @@ enum Command {
     },
 }
 
+/// Arrow batches are allocated and freed by the thousand; mimalloc reuses their memory across threads.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -33,7 +33,7 @@ pub struct CleanContext<'a> {
 /// (16 bytes a row, never the rows) and the lookup tables already loaded.
 #[derive(Default)]
 pub struct StepMemory {
-    seen: Mutex<HashMap<String, HashSet<u128, BuildHasherDefault<HashBits>>>>,
+    seen: Mutex<HashMap<String, SeenSet>>,
     lookups: Mutex<HashMap<String, Arc<HashMap<String, String>>>>,
 }
 
@@ -531,13 +531,14 @@ fn filter_rows(
     ctx: &CleanContext<'_>,
     mut judge: impl FnMut(usize) -> Option<RowReject>,
 ) -> (RecordBatch, Vec<Reject>) {
-    let lines = lines_of(b);
+    let mut lines: Option<Vec<u64>> = None;
     let mut rejects = Vec::new();
     let mask: BooleanArray = (0..b.num_rows())
         .map(|r| match judge(r) {
             None => Some(true),
             Some((reason, column, value)) => {
-                rejects.push(Reject { source: ctx.source.to_owned(), line: lines[r], reason, column, value });
+                let line = lines.get_or_insert_with(|| lines_of(b))[r];
+                rejects.push(Reject { source: ctx.source.to_owned(), line, reason, column, value });
                 Some(false)
             }
         })
@@ -777,7 +778,24 @@ pub fn row_hashes(b: &RecordBatch, skip: Option<usize>) -> Vec<u128> {
         .collect()
 }
 
-type SeenSet = HashSet<u128, BuildHasherDefault<HashBits>>;
+/// The row hashes a dedupe has seen, in 64 shards picked by the hash's top bits: a shard grows (and is copied
+/// while it grows) on its own, so memory never spikes to twice the whole set.
+struct SeenSet {
+    shards: Vec<HashSet<u128, BuildHasherDefault<HashBits>>>,
+}
+
+impl Default for SeenSet {
+    fn default() -> Self {
+        Self { shards: (0..64).map(|_| HashSet::default()).collect() }
+    }
+}
+
+impl SeenSet {
+    /// Whether `h` is new (and remembers it).
+    fn insert(&mut self, h: u128) -> bool {
+        self.shards[(h >> 122) as usize].insert(h)
+    }
+}
 
 /// Keeps the first occurrence of each row. With `memory`, rows seen in earlier pieces of the source count too.
 fn dedupe_exact(table: Table, memory: Option<(&StepMemory, &str)>) -> Result<StepOutput> {
@@ -791,10 +809,7 @@ fn dedupe_exact(table: Table, memory: Option<(&StepMemory, &str)>) -> Result<Ste
             guard = m.seen.lock().expect("dedupe memory");
             guard.entry(path.to_owned()).or_default()
         }
-        None => {
-            local.reserve(table.num_rows());
-            &mut local
-        }
+        None => &mut local,
     };
     let mut duplicates = 0u64;
     let mut batches = Vec::with_capacity(table.batches.len());

@@ -40,19 +40,28 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
     // A large delimited file is streamed: hashed here a piece at a time, read piece by piece below.
     let plan = stream::choose(pipeline, settings);
     let streamed = |i: usize| plan.as_ref().is_some_and(|p| p.source == i);
+    let state_path = layout.meta().join("state").join(format!("{}.json", pipeline.name));
+    // A streamed file is hashed up front only when an earlier publish could make this run unnecessary; on a
+    // first run it is hashed while it streams (the same bytes, read once).
+    let hash_first = read_state(&state_path).is_some();
     let raws = pipeline
         .sources
         .iter()
         .enumerate()
-        .map(|(i, s)| if streamed(i) { sources::fetch_streamed(s) } else { sources::fetch(s, settings, &net) })
+        .map(
+            |(i, s)| {
+                if streamed(i) { sources::fetch_streamed(s, hash_first) } else { sources::fetch(s, settings, &net) }
+            },
+        )
         .collect::<Result<Vec<_>>>()?;
     let not_modified: u64 = raws.iter().map(|r| r.not_modified).sum();
     if not_modified > 0 {
         info!(documents = not_modified, "the servers said these inputs are unchanged (HTTP 304)");
     }
     let key_id = key.as_ref().map(|k| k.key_id());
-    let fingerprint = fingerprint(pipeline_text, settings, key_id.as_deref(), &raws);
-    let state_path = layout.meta().join("state").join(format!("{}.json", pipeline.name));
+    let mut records: Vec<SourceRecord> = raws.iter().flat_map(|r| r.records.iter().cloned()).collect();
+    let fingerprint_of = |records: &[SourceRecord]| fingerprint(pipeline_text, settings, key_id.as_deref(), records);
+    let mut fingerprint = fingerprint_of(&records);
     if let Some(prev) = read_state(&state_path)
         && prev.fingerprint == fingerprint
         && prev.datasets.iter().all(|(ds, v)| layout.current_version(ds).as_deref() == Some(v.as_str()))
@@ -75,7 +84,6 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
     let mut tables: HashMap<String, Table> = HashMap::new();
     let mut all_rejects: Vec<Reject> = Vec::new();
     let mut source_reports = Vec::new();
-    let records: Vec<SourceRecord> = raws.iter().flat_map(|r| r.records.iter().cloned()).collect();
     let mut privacy = report::PrivacyReport::default();
     if let Some(k) = &key {
         privacy.key_id = Some(k.key_id());
@@ -177,7 +185,12 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
             tables: &tables,
             staging: &staging,
         };
-        let (mut sr, files) = stream::run(p, &env, &mut privacy, &mut rejects)?;
+        let (mut sr, files, digest) = stream::run(p, &env, &mut privacy, &mut rejects)?;
+        let id = &pipeline.sources[p.source].id;
+        if let Some(rec) = records.iter_mut().find(|r| r.source == *id && r.sha256.is_empty()) {
+            (rec.sha256, rec.bytes) = digest;
+            fingerprint = fingerprint_of(&records);
+        }
         finish_source(&pipeline.sources[p.source], &mut sr)?;
         source_reports.push(sr);
         for w in files {
@@ -459,7 +472,7 @@ struct State {
 
 /// What decides a run's output: the program (version and binary identity), the pipeline text, the settings,
 /// the pseudonymisation key (by id) and the input bytes. Equal fingerprints mean nothing needs doing.
-fn fingerprint(pipeline_text: &str, settings: &Settings, key_id: Option<&str>, raws: &[sources::Fetched]) -> String {
+fn fingerprint(pipeline_text: &str, settings: &Settings, key_id: Option<&str>, records: &[SourceRecord]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
@@ -472,10 +485,8 @@ fn fingerprint(pipeline_text: &str, settings: &Settings, key_id: Option<&str>, r
     h.update(key_id.unwrap_or("-").as_bytes());
     // Readers that date-stamp (IMF projections from the current year on) change with the calendar year.
     h.update(&diaspora_core::now_rfc3339().as_bytes()[..4]);
-    for r in raws {
-        for rec in &r.records {
-            h.update(rec.sha256.as_bytes());
-        }
+    for rec in records {
+        h.update(rec.sha256.as_bytes());
     }
     diaspora_core::hex(&h.finalize())
 }

@@ -118,10 +118,20 @@ fn replay(store: &RawStore, key: &str, spec: &SourceSpec) -> Result<Raw> {
     })
 }
 
-/// The provenance of a source that will be streamed from a local file: hashed now, read later in pieces.
-pub fn fetch_streamed(spec: &SourceSpec) -> Result<Fetched> {
+/// The provenance of a source that will be streamed from a local file, read later in pieces. With `hash_now`
+/// the file is hashed here; otherwise the record's hash is left empty and filled in by the stream.
+pub fn fetch_streamed(spec: &SourceSpec, hash_now: bool) -> Result<Fetched> {
     let loc = spec.location.as_deref().unwrap_or_default();
-    let (_, record) = diaspora_fetch::local_record(&spec.id, loc)?;
+    let record = if hash_now {
+        diaspora_fetch::local_record(&spec.id, loc)?.1
+    } else {
+        let path = diaspora_fetch::local_path(loc)?;
+        let md = std::fs::metadata(&path).map_err(|e| Error::input_io(&path, &e))?;
+        let mut rec = diaspora_fetch::record(&spec.id, loc, &[], None);
+        rec.sha256.clear();
+        rec.bytes = md.len();
+        rec
+    };
     Ok(Fetched {
         docs: vec![(loc.to_owned(), Raw { bytes: Vec::new(), record: record.clone() })],
         records: vec![record],

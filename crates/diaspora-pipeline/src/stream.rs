@@ -11,9 +11,12 @@ use crate::{strip_lines, writer_limits};
 use diaspora_clean::{CleanContext, CountryResolver, PrivacyPolicy, PseudonymKey, StepMemory};
 use diaspora_config::{CombineSpec, Format, Pipeline, Settings, SourceKind, Step};
 use diaspora_core::{Error, Reject, Result, Table};
-use diaspora_formats::{CsvSplitter, QualtricsOptions, ReadOutput, read_delimited, read_piece, read_qualtrics_csv};
+use diaspora_formats::{
+    CsvSplitter, Piece, QualtricsOptions, ReadOutput, read_delimited, read_piece, read_qualtrics_csv,
+};
 use diaspora_sink::{DatasetFiles, DatasetWriter};
 use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
@@ -107,13 +110,14 @@ pub(crate) struct Written {
     pub stats: ColumnStats,
 }
 
-/// Streams the planned source into its outputs; its rejects go to `rejects` in line order.
+/// Streams the planned source into its outputs; its rejects go to `rejects` in line order. Also returns the
+/// SHA-256 (hex) and size of the file's bytes.
 pub(crate) fn run(
     plan: &Plan,
     env: &Env<'_>,
     privacy: &mut PrivacyReport,
     rejects: &mut RejectSink,
-) -> Result<(SourceReport, Vec<Written>)> {
+) -> Result<(SourceReport, Vec<Written>, (String, u64))> {
     let pipeline = env.pipeline;
     let spec = &pipeline.sources[plan.source];
     let at = format!("sources[{}]", plan.source);
@@ -128,11 +132,13 @@ pub(crate) fn run(
     };
     let qualtrics = spec.format == Some(Format::QualtricsCsv);
     let file = std::fs::File::open(&path).map_err(|e| Error::input_io(&path, &e))?;
-    let (head, mut split) = match CsvSplitter::open(file, &opts, qualtrics)? {
+    let mut whole_digest = None;
+    let (head, split) = match CsvSplitter::open(HashingReader::new(file), &opts, qualtrics)? {
         Some((s, head)) => (head, Some(s)),
         None => {
             // Not UTF-8: decoded whole (as the in-memory path would), then cleaned and written the same way.
             let bytes = std::fs::read(&path).map_err(|e| Error::input_io(&path, &e))?;
+            whole_digest = Some((diaspora_core::hex(&Sha256::digest(&bytes)), bytes.len() as u64));
             let out = if qualtrics { read_qualtrics_csv(&bytes, &opts)? } else { read_delimited(&bytes, &opts)? };
             (out, None)
         }
@@ -201,42 +207,95 @@ pub(crate) fn run(
     };
     // The header rows may have carried data (the legacy Qualtrics form), or the whole file when it was decoded whole.
     process(head)?;
-    if let Some(split) = split.as_mut() {
-        let delimiter = split.delimiter();
-        loop {
-            let mut pieces = Vec::with_capacity(st.pieces_in_flight);
-            while pieces.len() < st.pieces_in_flight {
-                match split.next_piece(st.piece_bytes)? {
-                    Some(p) => pieces.push(p),
-                    None => break,
+    let digest = match split {
+        None => whole_digest.expect("hashed when read whole"),
+        Some(mut split) => std::thread::scope(|scope| -> Result<(String, u64)> {
+            let delimiter = split.delimiter();
+            // A reader thread finds the pieces (and hashes the bytes) while the pool decodes the previous wave.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Piece>>>(1);
+            let (piece_bytes, in_flight) = (st.piece_bytes, st.pieces_in_flight);
+            let reader = scope.spawn(move || {
+                loop {
+                    let mut wave = Vec::with_capacity(in_flight);
+                    let mut failed = None;
+                    while wave.len() < in_flight {
+                        match split.next_piece(piece_bytes) {
+                            Ok(Some(p)) => wave.push(p),
+                            Ok(None) => break,
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    let done = wave.len() < in_flight || failed.is_some();
+                    let msg = match failed {
+                        Some(e) => Err(e),
+                        None => Ok(wave),
+                    };
+                    if tx.send(msg).is_err() || done {
+                        break;
+                    }
                 }
+                split.into_inner().finish()
+            });
+            for pieces in rx {
+                let pieces = pieces?;
+                if pieces.is_empty() {
+                    break;
+                }
+                let reads: Vec<ReadOutput> = pieces
+                    .par_iter()
+                    .map(|p| read_piece(&p.bytes, p.first_line, &schema, delimiter, &opts))
+                    .collect::<Result<_>>()?;
+                std::mem::drop(pieces);
+                let mut wave = ReadOutput {
+                    table: Table { schema: schema.clone(), batches: Vec::new(), meta: meta.clone() },
+                    rejects: Vec::new(),
+                    rows_read: 0,
+                };
+                for r in reads {
+                    wave.table.batches.extend(r.table.batches);
+                    wave.rejects.extend(r.rejects);
+                    wave.rows_read += r.rows_read;
+                }
+                process(wave)?;
             }
-            if pieces.is_empty() {
-                break;
-            }
-            let reads: Vec<ReadOutput> = pieces
-                .par_iter()
-                .map(|p| read_piece(&p.bytes, p.first_line, &schema, delimiter, &opts))
-                .collect::<Result<_>>()?;
-            std::mem::drop(pieces);
-            let mut wave = ReadOutput {
-                table: Table { schema: schema.clone(), batches: Vec::new(), meta: meta.clone() },
-                rejects: Vec::new(),
-                rows_read: 0,
-            };
-            for r in reads {
-                wave.table.batches.extend(r.table.batches);
-                wave.rejects.extend(r.rejects);
-                wave.rows_read += r.rows_read;
-            }
-            process(wave)?;
-        }
-    }
+            reader.join().map_err(|_| Error::internal("the reader thread panicked"))
+        })?,
+    };
     let written = writers
         .into_iter()
         .map(|(output, w, stats)| Ok(Written { output, files: w.finish()?, stats }))
         .collect::<Result<Vec<_>>>()?;
-    Ok((sr, written))
+    Ok((sr, written, digest))
+}
+
+/// A reader that hashes (SHA-256) what passes through it, for the provenance record of a streamed file.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        Self { inner, hasher: Sha256::new(), bytes: 0 }
+    }
+
+    /// The hex digest and byte count of everything read.
+    fn finish(self) -> (String, u64) {
+        (diaspora_core::hex(&self.hasher.finalize()), self.bytes)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
 }
 
 /// The cleaned piece and what each planned join makes of it, by table id.

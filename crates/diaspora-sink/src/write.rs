@@ -70,15 +70,56 @@ pub struct Manifest {
 /// Rows per Parquet row group (fewer when the writer's memory budget flushes a group early).
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// Rows routed together (see [`DatasetWriter::write`]).
+const GROUP_ROWS: usize = 256 * 1024;
+
 /// Most partitions one dataset may have.
 const MAX_PARTITIONS: usize = 4096;
 
-fn props() -> WriterProperties {
-    WriterProperties::builder()
+/// Writer properties for a file whose first rows are `sample`: zstd, and dictionary encoding only for columns
+/// that repeat values. A column whose sampled values are mostly distinct (timestamps, weights, free numbers)
+/// is written plain: a dictionary would not shrink it and costs a hash lookup per value.
+fn props(sample: Option<&RecordBatch>) -> WriterProperties {
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("level 3 is valid")))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_created_by("diaspora".into())
-        .build()
+        .set_created_by("diaspora".into());
+    if let Some(sample) = sample {
+        for (f, a) in sample.schema().fields().iter().zip(sample.columns()) {
+            if mostly_distinct(a.as_ref()) {
+                b = b.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(f.name().as_str()), false);
+            }
+        }
+    }
+    b.build()
+}
+
+/// Rows looked at to judge a column's cardinality.
+const SAMPLE_ROWS: usize = 4096;
+
+/// Whether more than half of the first [`SAMPLE_ROWS`] non-null values of a column are distinct.
+fn mostly_distinct(a: &dyn Array) -> bool {
+    let n = a.len().min(SAMPLE_ROWS);
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    let mut values = 0usize;
+    let mut note = |bytes: &[u8]| {
+        values += 1;
+        seen.insert(xxhash_rust::xxh3::xxh3_64(bytes));
+    };
+    match a.data_type() {
+        DataType::Utf8 => {
+            let s = a.as_string::<i32>();
+            (0..n).filter(|&r| s.is_valid(r)).for_each(|r| note(s.value(r).as_bytes()));
+        }
+        DataType::Int32 | DataType::Int64 | DataType::Float64 | DataType::Timestamp(..) => {
+            let width = a.data_type().primitive_width().unwrap_or(8);
+            let data = a.to_data();
+            let buf = &data.buffers()[0].as_slice()[data.offset() * width..];
+            (0..n).filter(|&r| a.is_valid(r)).for_each(|r| note(&buf[r * width..(r + 1) * width]));
+        }
+        _ => return false,
+    }
+    values >= 16 && seen.len() * 2 > values
 }
 
 /// How much a [`DatasetWriter`] may hold at once.
@@ -134,7 +175,7 @@ impl Part {
             return Ok(());
         }
         if self.open.is_none() {
-            self.open = Some(open_file(dir, schema, &self.path, self.next_seq)?);
+            self.open = Some(open_file(dir, schema, &self.path, self.next_seq, self.buffer.first())?);
             self.next_seq += 1;
         }
         let f = self.open.as_mut().expect("opened above");
@@ -233,55 +274,84 @@ impl DatasetWriter {
     /// Writes the rows of `batches`, in order.
     pub fn write(&mut self, batches: &[RecordBatch]) -> Result<()> {
         self.tick += 1;
-        let routes = self.route(batches)?;
-        let projected: Vec<RecordBatch> = batches
-            .iter()
-            .map(|b| b.project(&self.keep))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| Error::internal(e.to_string()))?;
-        let refs: Vec<&RecordBatch> = projected.iter().collect();
+        // Batches are routed in groups of up to GROUP_ROWS rows, each made one batch, so every partition's rows
+        // of a group are gathered with one `take`.
+        let mut start = 0;
+        while start < batches.len() {
+            let mut end = start + 1;
+            let mut rows = batches[start].num_rows();
+            while end < batches.len() && rows + batches[end].num_rows() <= GROUP_ROWS {
+                rows += batches[end].num_rows();
+                end += 1;
+            }
+            let group = if end - start == 1 {
+                batches[start].clone()
+            } else {
+                arrow_select::concat::concat_batches(&batches[start].schema(), &batches[start..end])
+                    .map_err(|e| Error::internal(e.to_string()))?
+            };
+            self.write_group(&group)?;
+            start = end;
+        }
+        self.enforce_limits()
+    }
+
+    fn write_group(&mut self, batch: &RecordBatch) -> Result<()> {
+        let routes = self.route(batch)?;
+        let projected = batch.project(&self.keep).map_err(|e| Error::internal(e.to_string()))?;
         let (dir, schema, tick) = (&self.dir, &self.file_schema, self.tick);
-        let mut jobs: Vec<(&mut Part, &Vec<(usize, usize)>)> =
+        let mut jobs: Vec<(&mut Part, &Vec<u32>)> =
             self.parts.iter_mut().zip(&routes).filter(|(_, rows)| !rows.is_empty()).collect();
         jobs.par_iter_mut()
             .map(|(part, rows)| {
                 part.last_used = tick;
-                for chunk in rows.chunks(ROW_GROUP_ROWS) {
-                    let b = arrow_select::interleave::interleave_record_batch(&refs, chunk)
-                        .map_err(|e| Error::internal(e.to_string()))?;
-                    part.push(b);
-                    while part.buffered_rows >= ROW_GROUP_ROWS {
-                        part.encode(dir, schema, Some(ROW_GROUP_ROWS))?;
-                    }
+                let piece = if rows.len() == projected.num_rows() {
+                    projected.clone()
+                } else {
+                    let idx = arrow_array::UInt32Array::from(rows.to_vec());
+                    arrow_select::take::take_record_batch(&projected, &idx)
+                        .map_err(|e| Error::internal(e.to_string()))?
+                };
+                part.push(piece);
+                while part.buffered_rows >= ROW_GROUP_ROWS {
+                    part.encode(dir, schema, Some(ROW_GROUP_ROWS))?;
                 }
                 Ok(())
             })
             .collect::<Result<Vec<()>>>()?;
-        self.enforce_limits()
+        Ok(())
     }
 
-    /// Routes every row to its partition: per partition (in `parts` order), its rows as (batch, row).
-    fn route(&mut self, batches: &[RecordBatch]) -> Result<Vec<Vec<(usize, usize)>>> {
-        let mut routes: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.parts.len()];
+    /// Routes every row of a batch to its partition: per partition (in `parts` order), its row numbers.
+    fn route(&mut self, b: &RecordBatch) -> Result<Vec<Vec<u32>>> {
+        let mut routes: Vec<Vec<u32>> = vec![Vec::new(); self.parts.len()];
         let mut raw = String::new();
-        for (bi, b) in batches.iter().enumerate() {
-            let cols: Vec<&dyn Array> = self.part_idx.iter().map(|&i| b.column(i).as_ref()).collect();
-            for r in 0..b.num_rows() {
-                raw.clear();
-                for a in &cols {
-                    push_raw_value(&mut raw, *a, r);
+        let cols: Vec<&dyn Array> = self.part_idx.iter().map(|&i| b.column(i).as_ref()).collect();
+        if cols.is_empty() {
+            if b.num_rows() > 0 {
+                if self.parts.is_empty() {
+                    self.new_part(&cols, 0)?;
+                    routes.push(Vec::new());
                 }
-                let id = match self.ids.get(raw.as_str()) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.new_part(&cols, r)?;
-                        self.ids.insert(raw.clone(), id);
-                        routes.push(Vec::new());
-                        id
-                    }
-                };
-                routes[id].push((bi, r));
+                routes[0] = (0..b.num_rows() as u32).collect();
             }
+            return Ok(routes);
+        }
+        for r in 0..b.num_rows() {
+            raw.clear();
+            for a in &cols {
+                push_raw_value(&mut raw, *a, r);
+            }
+            let id = match self.ids.get(raw.as_str()) {
+                Some(&id) => id,
+                None => {
+                    let id = self.new_part(&cols, r)?;
+                    self.ids.insert(raw.clone(), id);
+                    routes.push(Vec::new());
+                    id
+                }
+            };
+            routes[id].push(r as u32);
         }
         Ok(routes)
     }
@@ -370,7 +440,7 @@ impl DatasetWriter {
         self.files.extend(done.into_iter().flatten());
         if self.files.is_empty() {
             // No rows: one empty file at the root still tells readers the schema.
-            let f = open_file(&self.dir, &self.file_schema, "", 0)?;
+            let f = open_file(&self.dir, &self.file_schema, "", 0, None)?;
             self.files.push(finish_file(f, String::new())?);
         }
         let mut files = self.files;
@@ -420,7 +490,7 @@ fn push_raw_value(out: &mut String, a: &dyn Array, r: usize) {
     out.push('\u{3}');
 }
 
-fn open_file(dir: &Path, schema: &SchemaRef, path: &str, seq: u32) -> Result<OpenFile> {
+fn open_file(dir: &Path, schema: &SchemaRef, path: &str, seq: u32, sample: Option<&RecordBatch>) -> Result<OpenFile> {
     let name = format!("part-{seq:05}.parquet");
     let rel = if path.is_empty() { name } else { format!("{path}/{name}") };
     let full = dir.join(&rel);
@@ -429,7 +499,7 @@ fn open_file(dir: &Path, schema: &SchemaRef, path: &str, seq: u32) -> Result<Ope
     }
     fault_point(&format!("create {}", full.display()))?;
     let file = std::fs::File::create(&full).map_err(|e| Error::io(&full, "create", &e))?;
-    let writer = ArrowWriter::try_new(BufWriter::new(file), schema.clone(), Some(props()))
+    let writer = ArrowWriter::try_new(BufWriter::new(file), schema.clone(), Some(props(sample)))
         .map_err(|e| Error::internal(format!("{}: {e}", full.display())))?;
     Ok(OpenFile { rel, full, writer, rows: 0 })
 }
