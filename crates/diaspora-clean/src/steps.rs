@@ -3,7 +3,7 @@ use crate::privacy::{PrivacyPolicy, redact};
 use crate::pseudonym::PseudonymKey;
 use arrow_array::builder::{Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use diaspora_config::{CastType, Keep, Step, Unmapped};
@@ -34,7 +34,7 @@ pub struct CleanContext<'a> {
 #[derive(Default)]
 pub struct StepMemory {
     seen: Mutex<HashMap<String, SeenSet>>,
-    lookups: Mutex<HashMap<String, Arc<HashMap<String, String>>>>,
+    lookups: Mutex<HashMap<String, Arc<LookupMap>>>,
 }
 
 impl StepMemory {
@@ -43,7 +43,7 @@ impl StepMemory {
         Self::default()
     }
 
-    fn lookup(&self, file: &str, key: &str, value: &str, at: &str) -> Result<Arc<HashMap<String, String>>> {
+    fn lookup(&self, file: &str, key: &str, value: &str, at: &str) -> Result<Arc<LookupMap>> {
         let id = format!("{file}\u{0}{key}\u{0}{value}");
         if let Some(m) = self.lookups.lock().expect("lookup cache").get(&id) {
             return Ok(m.clone());
@@ -53,6 +53,13 @@ impl StepMemory {
         Ok(m)
     }
 }
+
+/// A set of short strings (step values, missing-value codes), hashed with XXH3 rather than SipHash: it is asked
+/// once per cell.
+type FastSet<'a> = HashSet<&'a str, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
+
+/// A lookup table's keys and values, hashed with XXH3.
+type LookupMap = HashMap<String, String, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
 
 /// A hasher for values that are already uniform hashes: it keeps their bits.
 #[derive(Default)]
@@ -123,7 +130,7 @@ fn apply(
         Step::DropValues { column, values, reason } | Step::KeepValues { column, values, reason } => {
             let i = col(column, "column")?;
             let keep_listed = matches!(step, Step::KeepValues { .. });
-            let set: HashSet<&str> = values.iter().map(String::as_str).collect();
+            let set: FastSet<'_> = values.iter().map(String::as_str).collect();
             let show = policy.may_show(column);
             per_batch(table, ctx, |b| {
                 let a = text(b, i, column, path)?;
@@ -176,13 +183,16 @@ fn apply(
         Step::MissingCodes { columns, codes } => {
             let idx: Vec<usize> =
                 columns.iter().enumerate().map(|(k, c)| col(c, &format!("columns[{k}]"))).collect::<Result<_>>()?;
-            let set: HashSet<&str> = codes.iter().map(String::as_str).collect();
+            let set: FastSet<'_> = codes.iter().map(String::as_str).collect();
             map_batches(table, |b| {
                 let mut cols = b.columns().to_vec();
                 for (&i, name) in idx.iter().zip(columns) {
                     let a = text(b, i, name, path)?;
-                    let out: StringArray =
-                        a.iter().map(|v| v.filter(|s| !set.contains(s.trim()))).collect::<StringArray>();
+                    // Only the validity changes: the text buffers are shared with the input.
+                    let valid: arrow_buffer::BooleanBuffer =
+                        (0..a.len()).map(|r| a.is_valid(r) && !set.contains(a.value(r).trim())).collect();
+                    let nulls = arrow_buffer::NullBuffer::new(valid);
+                    let out = StringArray::new(a.offsets().clone(), a.values().clone(), Some(nulls));
                     cols[i] = Arc::new(out);
                 }
                 rebuild(b.schema(), cols)
@@ -626,14 +636,14 @@ fn cast_text(a: &StringArray, to: CastType) -> (ArrayRef, Vec<usize>) {
 
 /// Reads a lookup table: a CSV file with a header naming `key` and `value`. Keys are trimmed of spaces and
 /// lower-cased like the cells they are compared with.
-fn load_lookup(file: &str, key: &str, value: &str, at: &str) -> Result<HashMap<String, String>> {
+fn load_lookup(file: &str, key: &str, value: &str, at: &str) -> Result<LookupMap> {
     let mut rdr = csv::Reader::from_path(file).map_err(|e| Error::data(format!("{at}: cannot read {file}: {e}")))?;
     let headers = rdr.headers().map_err(|e| Error::data(format!("{at}: {file}: {e}")))?.clone();
     let find = |n: &str| {
         headers.iter().position(|h| h == n).ok_or_else(|| Error::config(format!("{at}: {file} has no column {n:?}")))
     };
     let (k, v) = (find(key)?, find(value)?);
-    let mut map = HashMap::new();
+    let mut map = LookupMap::default();
     for (n, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| Error::data(format!("{at}: {file}: record {}: {e}", n + 1)))?;
         let kk: String = rec.get(k).unwrap_or("").trim_matches(' ').chars().flat_map(char::to_lowercase).collect();
@@ -686,8 +696,26 @@ fn fmt_num(v: f64) -> String {
 }
 
 fn parse_local(s: &str, tz: &jiff::tz::TimeZone) -> Option<i64> {
-    let dt = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s.trim()).ok()?;
+    let s = s.trim();
+    let dt = match fixed_datetime(s.as_bytes()) {
+        Some(dt) => dt,
+        None => jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s).ok()?,
+    };
     Some(tz.to_ambiguous_timestamp(dt).compatible().ok()?.as_microsecond())
+}
+
+/// `YYYY-MM-DD HH:MM:SS` exactly (what exports write), read without a format parser; `None` for anything else,
+/// which the general parser then reads. Impossible dates and times are `None` here and there alike.
+fn fixed_datetime(b: &[u8]) -> Option<jiff::civil::DateTime> {
+    if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i32> {
+        b[from..to].iter().try_fold(0i32, |n, c| c.is_ascii_digit().then(|| n * 10 + i32::from(c - b'0')))
+    };
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    jiff::civil::DateTime::new(y as i16, mo as i8, d as i8, h as i8, mi as i8, sec as i8, 0).ok()
 }
 
 /// A cell as the text value labels are keyed by (`1`, `1.5`, `F`); `None` for NULL.
@@ -704,78 +732,47 @@ fn cell_text(a: &dyn Array, r: usize) -> Option<String> {
     })
 }
 
-/// One column of a batch, downcast once for row hashing.
-enum HashCol<'a> {
-    Text(&'a StringArray),
-    I32(&'a [i32]),
-    I64(&'a [i64]),
-    F64(&'a [f64]),
-    Bool(&'a BooleanArray),
-    Other(&'a dyn Array),
-}
-
-/// 128-bit hashes (XXH3) of each row's cells, the line column `skip` left out. Every cell is written with a
-/// type tag and, for text, its length, so no two different rows serialise alike; NULL differs from every value.
+/// 128-bit hashes of each row's cells, the line column `skip` left out. Each cell is hashed on its own (XXH3,
+/// 128 bits, seeded by its column's position so equal values in different columns differ; NULL has its own
+/// value), and a row's cell hashes are folded as a polynomial with an odd 128-bit factor: two rows that differ
+/// in any cell get different folds unless the cell hashes collide. The fold is mixed once more at the end.
 pub fn row_hashes(b: &RecordBatch, skip: Option<usize>) -> Vec<u128> {
-    let cols: Vec<(HashCol<'_>, &dyn Array)> = b
-        .columns()
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| Some(*i) != skip)
-        .map(|(_, c)| {
-            let a = c.as_ref();
-            let h = match a.data_type() {
-                DataType::Utf8 => HashCol::Text(a.as_string::<i32>()),
-                DataType::Int32 => HashCol::I32(a.as_primitive::<Int32Type>().values()),
-                DataType::Int64 => HashCol::I64(a.as_primitive::<Int64Type>().values()),
-                DataType::Float64 => HashCol::F64(a.as_primitive::<Float64Type>().values()),
-                DataType::Timestamp(..) => HashCol::I64(a.as_primitive::<TimestampMicrosecondType>().values()),
-                DataType::Boolean => HashCol::Bool(a.as_boolean()),
-                _ => HashCol::Other(a),
-            };
-            (h, a)
-        })
-        .collect();
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    (0..b.num_rows())
-        .map(|r| {
-            buf.clear();
-            for (c, a) in &cols {
-                if a.is_null(r) {
-                    buf.push(0);
-                    continue;
-                }
-                match c {
-                    HashCol::Text(s) => {
-                        let v = s.value(r).as_bytes();
-                        buf.push(1);
-                        buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                        buf.extend_from_slice(v);
-                    }
-                    HashCol::I32(v) => {
-                        buf.push(2);
-                        buf.extend_from_slice(&v[r].to_le_bytes());
-                    }
-                    HashCol::I64(v) => {
-                        buf.push(3);
-                        buf.extend_from_slice(&v[r].to_le_bytes());
-                    }
-                    HashCol::F64(v) => {
-                        buf.push(4);
-                        buf.extend_from_slice(&v[r].to_bits().to_le_bytes());
-                    }
-                    HashCol::Bool(v) => buf.extend_from_slice(&[5, u8::from(v.value(r))]),
-                    HashCol::Other(a) => {
-                        let v = format!("{:?}", a.slice(r, 1));
-                        buf.push(6);
-                        buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                        buf.extend_from_slice(v.as_bytes());
-                    }
-                }
+    const FACTOR: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835;
+    let n = b.num_rows();
+    let mut acc = vec![0u128; n];
+    for (i, c) in b.columns().iter().enumerate() {
+        if Some(i) == skip {
+            continue;
+        }
+        let a = c.as_ref();
+        let seed = i as u64 + 1;
+        let null_hash = xxhash_rust::xxh3::xxh3_128_with_seed(b"\0null", seed);
+        let mut fold = |r: usize, h: u128| acc[r] = acc[r].wrapping_mul(FACTOR).wrapping_add(h);
+        let hash = |bytes: &[u8]| xxhash_rust::xxh3::xxh3_128_with_seed(bytes, seed);
+        match a.data_type() {
+            DataType::Utf8 => {
+                let s = a.as_string::<i32>();
+                (0..n).for_each(|r| fold(r, if s.is_null(r) { null_hash } else { hash(s.value(r).as_bytes()) }));
             }
-            xxhash_rust::xxh3::xxh3_128(&buf)
-        })
-        .collect()
+            DataType::Int32 | DataType::Int64 | DataType::Float64 | DataType::Timestamp(..) => {
+                let width = a.data_type().primitive_width().unwrap_or(8);
+                let data = a.to_data();
+                let buf = &data.buffers()[0].as_slice()[data.offset() * width..];
+                (0..n).for_each(|r| {
+                    fold(r, if a.is_null(r) { null_hash } else { hash(&buf[r * width..(r + 1) * width]) })
+                });
+            }
+            DataType::Boolean => {
+                let v = a.as_boolean();
+                (0..n).for_each(|r| fold(r, if v.is_null(r) { null_hash } else { hash(&[u8::from(v.value(r))]) }));
+            }
+            _ => (0..n).for_each(|r| {
+                let h = if a.is_null(r) { null_hash } else { hash(format!("{:?}", a.slice(r, 1)).as_bytes()) };
+                fold(r, h)
+            }),
+        }
+    }
+    acc.into_iter().map(|h| xxhash_rust::xxh3::xxh3_128(&h.to_le_bytes())).collect()
 }
 
 /// The row hashes a dedupe has seen, in 64 shards picked by the hash's top bits: a shard grows (and is copied
@@ -873,4 +870,52 @@ fn dedupe_by(table: Table, k: usize, o: usize, keep: Keep, path: &str) -> Result
         }
     }
     Ok(StepOutput { table: Table { batches, ..table }, rejects: Vec::new(), duplicates })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fixed_timestamp_reader_agrees_with_the_general_one() {
+        let cases = [
+            "2022-03-01 12:34:56",
+            "2024-02-29 00:00:00",
+            "2023-02-29 10:00:00",
+            "2022-13-01 00:00:00",
+            "2022-03-01 24:00:00",
+            "1999-12-31 23:59:60",
+            "2022-3-1 1:2:3",
+            " 2022-03-01 12:34:56 ",
+            "2022-03-01T12:34:56",
+            "abcd-ef-gh ij:kl:mn",
+            "+022-03-01 12:34:56",
+        ];
+        let tz = jiff::tz::TimeZone::get("Asia/Tbilisi").unwrap();
+        for s in cases {
+            let general = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s.trim()).ok();
+            if let Some(fast) = fixed_datetime(s.trim().as_bytes()) {
+                assert_eq!(Some(fast), general, "{s}");
+            }
+            let expected =
+                general.and_then(|dt| tz.to_ambiguous_timestamp(dt).compatible().ok()).map(|t| t.as_microsecond());
+            assert_eq!(parse_local(s, &tz), expected, "{s}");
+        }
+        assert!(fixed_datetime(b"2022-03-01 12:34:56").is_some());
+    }
+
+    #[test]
+    fn missing_codes_become_nulls_and_other_values_stay() {
+        let schema = diaspora_core::text_schema(&["a".to_owned()]);
+        let lines: ArrayRef = Arc::new(arrow_array::UInt64Array::from(vec![1u64, 2, 3, 4]));
+        let a: ArrayRef = Arc::new(StringArray::from(vec![Some("-99"), Some("5"), None, Some(" -99 ")]));
+        let table = Table::new(schema.clone(), vec![RecordBatch::try_new(schema, vec![lines, a]).unwrap()]);
+        let resolver = CountryResolver::new();
+        let ctx = CleanContext { source: "s", location: "t", resolver: &resolver, key: None, memory: None };
+        let step = Step::MissingCodes { columns: vec!["a".into()], codes: vec!["-99".into()] };
+        let mut policy = PrivacyPolicy::default();
+        let out = apply_step(table, &step, "steps[0]", &ctx, &mut policy).unwrap();
+        let col = out.table.batches[0].column(1).as_string::<i32>().clone();
+        assert_eq!(col.iter().collect::<Vec<_>>(), vec![None, Some("5"), None, None]);
+    }
 }

@@ -136,7 +136,8 @@ pub fn asof_join(
     let (rk, rt) = (idx(right, on, what)?, idx(right, right_time, what)?);
     let value_cols: Vec<usize> = (0..right.schema.fields().len()).filter(|i| *i != rk && *i != rt).collect();
     // key → year → per value column Option<f64>
-    let mut lookup: HashMap<String, HashMap<i32, Vec<Option<f64>>>> = HashMap::new();
+    type Fast = xxhash_rust::xxh3::Xxh3DefaultBuilder;
+    let mut lookup: HashMap<String, HashMap<i32, Vec<Option<f64>>, Fast>, Fast> = HashMap::default();
     for b in &right.batches {
         let k = strings(b, rk, what)?;
         let t = int32s(b, rt, what)?;
