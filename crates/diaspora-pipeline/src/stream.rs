@@ -183,18 +183,25 @@ pub(crate) fn run(
     }
 
     let mut sr = SourceReport::new(&spec.id, 0);
-    let mut process = |read: ReadOutput| -> Result<()> {
+    // Cleans and joins a wave, counting into `sr`.
+    let prepare = |read: ReadOutput, sr: &mut SourceReport| -> Result<Prepared> {
         sr.read += read.rows_read;
         for r in &read.rejects {
             *sr.rejected.entry(r.reason.clone()).or_default() += 1;
         }
         let mut wave_rejects: Vec<Reject> = read.rejects;
         let mut wave_policy = base_policy.clone();
-        let (t, step_rejects) = clean(read.table, spec, &at, &ctx, &mut wave_policy, &mut sr)?;
+        let (t, step_rejects) = clean(read.table, spec, &at, &ctx, &mut wave_policy, sr)?;
         wave_rejects.extend(step_rejects);
         let t = project_away(t, &drop)?;
         sr.passed += t.num_rows() as u64;
-        let shaped = shape(plan, t, env)?;
+        Ok((shape(plan, t, env)?, wave_rejects))
+    };
+    // Writes a prepared wave to the outputs and the rejects.
+    let emit = |(shaped, wave_rejects): Prepared,
+                writers: &mut Vec<(usize, DatasetWriter, ColumnStats)>,
+                rejects: &mut RejectSink|
+     -> Result<()> {
         for (oi, w, stats) in writers.iter_mut() {
             let o = &pipeline.outputs[*oi];
             let t = strip_lines(&shaped[&o.from])?;
@@ -206,7 +213,7 @@ pub(crate) fn run(
         rejects.write(&wave_rejects)
     };
     // The header rows may have carried data (the legacy Qualtrics form), or the whole file when it was decoded whole.
-    process(head)?;
+    let mut pending = Some(prepare(head, &mut sr)?);
     let digest = match split {
         None => whole_digest.expect("hashed when read whole"),
         Some(mut split) => std::thread::scope(|scope| -> Result<(String, u64)> {
@@ -239,16 +246,11 @@ pub(crate) fn run(
                 }
                 split.into_inner().finish()
             });
-            for pieces in rx {
-                let pieces = pieces?;
-                if pieces.is_empty() {
-                    break;
-                }
+            let decode = |pieces: Vec<Piece>| -> Result<ReadOutput> {
                 let reads: Vec<ReadOutput> = pieces
                     .par_iter()
                     .map(|p| read_piece(&p.bytes, p.first_line, &schema, delimiter, &opts))
                     .collect::<Result<_>>()?;
-                std::mem::drop(pieces);
                 let mut wave = ReadOutput {
                     table: Table { schema: schema.clone(), batches: Vec::new(), meta: meta.clone() },
                     rejects: Vec::new(),
@@ -259,11 +261,29 @@ pub(crate) fn run(
                     wave.rejects.extend(r.rejects);
                     wave.rows_read += r.rows_read;
                 }
-                process(wave)?;
+                Ok(wave)
+            };
+            for pieces in rx {
+                let pieces = pieces?;
+                if pieces.is_empty() {
+                    break;
+                }
+                // Wave k is written while wave k + 1 is decoded and cleaned; each in order, so the output is the
+                // same as one wave at a time.
+                let earlier = pending.take();
+                let (emitted, prepared) = rayon::join(
+                    || earlier.map_or(Ok(()), |p| emit(p, &mut writers, rejects)),
+                    || decode(pieces).and_then(|w| prepare(w, &mut sr)),
+                );
+                emitted?;
+                pending = Some(prepared?);
             }
             reader.join().map_err(|_| Error::internal("the reader thread panicked"))
         })?,
     };
+    if let Some(p) = pending.take() {
+        emit(p, &mut writers, rejects)?;
+    }
     let written = writers
         .into_iter()
         .map(|(output, w, stats)| Ok(Written { output, files: w.finish()?, stats }))
@@ -297,6 +317,9 @@ impl<R: Read> Read for HashingReader<R> {
         Ok(n)
     }
 }
+
+/// A cleaned and joined wave (by table id) and its rejects, ready to be written.
+type Prepared = (HashMap<String, Table>, Vec<Reject>);
 
 /// The cleaned piece and what each planned join makes of it, by table id.
 fn shape(plan: &Plan, cleaned: Table, env: &Env<'_>) -> Result<HashMap<String, Table>> {
