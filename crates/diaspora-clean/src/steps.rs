@@ -733,8 +733,8 @@ fn cell_text(a: &dyn Array, r: usize) -> Option<String> {
 }
 
 /// 128-bit hashes of each row's cells, the line column `skip` left out. Each cell is hashed on its own (XXH3,
-/// 128 bits, seeded by its column's position so equal values in different columns differ; NULL has its own
-/// value), and a row's cell hashes are folded as a polynomial with an odd 128-bit factor: two rows that differ
+/// 128 bits, seeded by its column's position so equal values in different columns differ; NULL is hashed
+/// under a seed of its own), and a row's cell hashes are folded as a polynomial with an odd 128-bit factor: two rows that differ
 /// in any cell get different folds unless the cell hashes collide. The fold is mixed once more at the end.
 pub fn row_hashes(b: &RecordBatch, skip: Option<usize>) -> Vec<u128> {
     const FACTOR: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835;
@@ -746,7 +746,8 @@ pub fn row_hashes(b: &RecordBatch, skip: Option<usize>) -> Vec<u128> {
         }
         let a = c.as_ref();
         let seed = i as u64 + 1;
-        let null_hash = xxhash_rust::xxh3::xxh3_128_with_seed(b"\0null", seed);
+        // NULL under a seed no value is hashed with, so it equals no value's hash (but by chance).
+        let null_hash = xxhash_rust::xxh3::xxh3_128_with_seed(b"", seed | (1 << 63));
         let mut fold = |r: usize, h: u128| acc[r] = acc[r].wrapping_mul(FACTOR).wrapping_add(h);
         let hash = |bytes: &[u8]| xxhash_rust::xxh3::xxh3_128_with_seed(bytes, seed);
         match a.data_type() {

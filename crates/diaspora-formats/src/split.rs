@@ -29,6 +29,11 @@ pub struct CsvSplitter<R> {
     line: u64,
     eof: bool,
     delimiter: u8,
+    /// UTF-8 was declared: pieces are decoded with replacement characters, as a whole-file read would.
+    lossy: bool,
+    /// Over every byte handed out: characters that decode as multi-byte UTF-8, and bytes that do not.
+    utf8_chars: u64,
+    bad_bytes: u64,
 }
 
 /// Bytes read to find the header rows and judge the encoding.
@@ -38,9 +43,11 @@ impl<R: Read> CsvSplitter<R> {
     /// Reads the header rows. Returns the splitter and what the header rows gave (the schema and column facts,
     /// and the first data row for the legacy two-row Qualtrics form), or `None` when the input is not UTF-8.
     pub fn open(mut reader: R, opts: &QualtricsOptions, qualtrics: bool) -> Result<Option<(Self, ReadOutput)>> {
-        if opts.encoding.as_deref().is_some_and(|e| !matches!(e.trim().to_lowercase().as_str(), "utf-8" | "utf8")) {
-            return Ok(None);
-        }
+        let lossy = match opts.encoding.as_deref().map(|e| e.trim().to_lowercase()) {
+            None => false,
+            Some(e) if e == "utf-8" || e == "utf8" => true,
+            Some(_) => return Ok(None),
+        };
         let mut pending = Vec::new();
         (&mut reader)
             .take(HEAD_BYTES as u64)
@@ -68,14 +75,24 @@ impl<R: Read> CsvSplitter<R> {
         {
             bad = 0;
         }
-        if bad > 0 && good <= bad {
+        if !lossy && bad > 0 && good <= bad {
             return Ok(None);
         }
         let delimiter = opts.delimiter.unwrap_or_else(|| sniff_delimiter(&pending));
         let header_rows = if qualtrics { 3 } else { 1 };
-        let mut split = Self { reader, name: opts.name.clone(), pending, line: 1, eof, delimiter };
+        let mut split = Self {
+            reader,
+            name: opts.name.clone(),
+            pending,
+            line: 1,
+            eof,
+            delimiter,
+            lossy,
+            utf8_chars: 0,
+            bad_bytes: 0,
+        };
         let head = loop {
-            if let Some(end) = nth_record_end(&split.pending, header_rows) {
+            if let Some(end) = nth_record_end(&split.pending, header_rows, delimiter) {
                 break split.take(end);
             }
             if split.eof {
@@ -83,7 +100,8 @@ impl<R: Read> CsvSplitter<R> {
             }
             split.fill(split.pending.len() + HEAD_BYTES)?;
         };
-        let out = read_table_head(&head.bytes, opts, qualtrics, delimiter)?;
+        let head = split.decoded(&head.bytes);
+        let out = read_table_head(&head, opts, qualtrics, delimiter)?;
         Ok(Some((split, out)))
     }
 
@@ -95,6 +113,26 @@ impl<R: Read> CsvSplitter<R> {
     /// The reader, once the pieces are read.
     pub fn into_inner(self) -> R {
         self.reader
+    }
+
+    /// A piece's bytes as its reader should see them: as they are, or with undecodable bytes replaced when
+    /// UTF-8 was declared (pieces end at line ends, so this equals decoding the whole file).
+    pub fn decoded<'b>(&self, bytes: &'b [u8]) -> std::borrow::Cow<'b, [u8]> {
+        if self.lossy {
+            match String::from_utf8_lossy(bytes) {
+                std::borrow::Cow::Borrowed(s) => std::borrow::Cow::Borrowed(s.as_bytes()),
+                std::borrow::Cow::Owned(s) => std::borrow::Cow::Owned(s.into_bytes()),
+            }
+        } else {
+            std::borrow::Cow::Borrowed(bytes)
+        }
+    }
+
+    /// Whether the whole input, judged as the whole-file reader judges it, is UTF-8: no undecodable bytes, or
+    /// more UTF-8 characters than undecodable bytes. When it is not, the file should have been decoded as a
+    /// single-byte Russian encoding, which only a whole-file read (or a declared encoding) does.
+    pub fn looks_utf8(&self) -> (bool, u64, u64) {
+        (self.lossy || self.bad_bytes == 0 || self.utf8_chars > self.bad_bytes, self.utf8_chars, self.bad_bytes)
     }
 
     /// The next piece of about `target` bytes (longer if one record is longer), or `None` at the end.
@@ -110,7 +148,7 @@ impl<R: Read> CsvSplitter<R> {
             if self.eof {
                 return Ok(Some(self.take(self.pending.len())));
             }
-            match last_record_end(&self.pending) {
+            match last_record_end(&self.pending, self.delimiter) {
                 Some(end) => return Ok(Some(self.take(end))),
                 // One record longer than the piece: read on.
                 None => self.fill(self.pending.len() * 2)?,
@@ -137,46 +175,84 @@ impl<R: Read> CsvSplitter<R> {
         let bytes = std::mem::replace(&mut self.pending, rest);
         let first_line = self.line;
         self.line += memchr::memchr_iter(b'\n', &bytes).count() as u64;
+        for chunk in bytes.utf8_chunks() {
+            self.utf8_chars += chunk.valid().bytes().filter(|b| *b >= 0xC0).count() as u64;
+            self.bad_bytes += chunk.invalid().len() as u64;
+        }
         Piece { bytes, first_line }
     }
 }
 
-/// The offset just past the `n`-th newline outside quotes, if there is one.
-fn nth_record_end(bytes: &[u8], n: usize) -> Option<usize> {
-    let mut quoted = false;
+/// The stretches of `bytes` that lie outside quoted fields, as the csv parser reads them: a quote opens a quoted
+/// field only at the start of a field (after a delimiter, a line end, or at the start); anywhere else it is
+/// text. `bytes` starts at a record boundary. Every newline in a stretch ends a record. The last stretch stops
+/// where the bytes end, or where a quoted field is still open.
+fn unquoted_stretches(bytes: &[u8], delimiter: u8) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    loop {
+        // Outside quotes: up to the next quote that opens a field.
+        let mut from = pos;
+        let open = loop {
+            match memchr::memchr(b'"', &bytes[from..]) {
+                None => break None,
+                Some(i) => {
+                    let q = from + i;
+                    if q == 0 || matches!(bytes[q - 1], b'\n' | b'\r') || bytes[q - 1] == delimiter {
+                        break Some(q);
+                    }
+                    from = q + 1;
+                }
+            }
+        };
+        let Some(q) = open else {
+            out.push(pos..bytes.len());
+            return out;
+        };
+        out.push(pos..q);
+        // Inside quotes: to the closing quote (a doubled quote is a quote in the text).
+        let mut from = q + 1;
+        loop {
+            match memchr::memchr(b'"', &bytes[from..]) {
+                None => return out,
+                Some(i) => {
+                    let c = from + i;
+                    match bytes.get(c + 1) {
+                        Some(b'"') => from = c + 2,
+                        // A quote at the very end could be half of a doubled one: undecided.
+                        None => return out,
+                        Some(_) => {
+                            pos = c + 1;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The offset just past the `n`-th record end, if there is one.
+fn nth_record_end(bytes: &[u8], n: usize, delimiter: u8) -> Option<usize> {
     let mut seen = 0;
-    for i in memchr_iter(bytes) {
-        if bytes[i] == b'"' {
-            quoted = !quoted;
-        } else if !quoted {
+    for r in unquoted_stretches(bytes, delimiter) {
+        for i in memchr::memchr_iter(b'\n', &bytes[r.clone()]) {
             seen += 1;
             if seen == n {
-                return Some(i + 1);
+                return Some(r.start + i + 1);
             }
         }
     }
     None
 }
 
-/// The offset just past the last newline outside quotes, if there is one. The piece starts outside quotes, so a
-/// newline is outside quotes when an even number of quotes precede it: counted once, then walked back newline by
-/// newline (quotes are rare in exports, so this reads the piece about once, at memchr speed).
-fn last_record_end(bytes: &[u8]) -> Option<usize> {
-    let mut end = memchr::memrchr(b'\n', bytes)?;
-    let mut quotes = memchr::memchr_iter(b'"', &bytes[..end]).count();
-    loop {
-        if quotes.is_multiple_of(2) {
-            return Some(end + 1);
-        }
-        let prev = memchr::memrchr(b'\n', &bytes[..end])?;
-        quotes -= memchr::memchr_iter(b'"', &bytes[prev..end]).count();
-        end = prev;
-    }
-}
-
-/// Positions of `"` and `\n`.
-fn memchr_iter(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    memchr::memchr2_iter(b'"', b'\n', bytes)
+/// The offset just past the last record end, if there is one. Quotes are rare in exports, so this costs about
+/// one `memchr` pass over the piece.
+fn last_record_end(bytes: &[u8], delimiter: u8) -> Option<usize> {
+    unquoted_stretches(bytes, delimiter)
+        .iter()
+        .rev()
+        .find_map(|r| memchr::memrchr(b'\n', &bytes[r.clone()]).map(|i| r.start + i + 1))
 }
 
 #[cfg(test)]
@@ -210,7 +286,7 @@ mod tests {
 
     #[test]
     fn pieces_read_like_the_whole_file() {
-        let text = "\u{feff}id;note;n\r\n1;\"multi\r\nline; quoted \"\"x\"\"\";3\r\n2;plain;4\r\n3;ragged\r\n\r\n4;\"a\nb\nc\";5\r\n5;last;6";
+        let text = "\u{feff}id;note;n\r\n1;\"multi\r\nline; quoted \"\"x\"\"\";3\r\n2;plain;4\r\n3;ragged\r\n\r\n4;\"a\nb\nc\";5\r\n6;5\" screen;7\n7;\"two\nlines\";8\n8;\"ab\"c\";9\n5;last;6";
         let whole = read_delimited(text.as_bytes(), &opts()).unwrap();
         for target in [1, 2, 5, 8, 13, 64, 4096] {
             let (mut split, head) = CsvSplitter::open(text.as_bytes(), &opts(), false).unwrap().unwrap();
@@ -235,12 +311,60 @@ mod tests {
 
     #[test]
     fn record_ends_skip_newlines_inside_quotes() {
-        assert_eq!(last_record_end(b"a,b\nc,d"), Some(4));
-        assert_eq!(last_record_end(b"a,b\n\"c\nd\",e"), Some(4));
-        assert_eq!(last_record_end(b"a,\"b\nc\"\nd"), Some(8));
-        assert_eq!(last_record_end(b"\"x\ny\nz"), None);
-        assert_eq!(last_record_end(b"abc"), None);
-        assert_eq!(nth_record_end(b"a\n\"b\nc\"\nd\n", 2), Some(8));
+        let end = |b: &[u8]| last_record_end(b, b',');
+        assert_eq!(end(b"a,b\nc,d"), Some(4));
+        assert_eq!(end(b"a,b\n\"c\nd\",e"), Some(4));
+        assert_eq!(end(b"a,\"b\nc\"\nd"), Some(8));
+        assert_eq!(end(b"\"x\ny\nz"), None);
+        assert_eq!(end(b"abc"), None);
+        assert_eq!(end(b"a,\"x\"\"\ny\",b\nc"), Some(12));
+        // A quote inside an unquoted field is text, as the csv parser reads it.
+        assert_eq!(end(b"1,5\" screen,ok\n2,\"two\nlines\",x\n3"), Some(31));
+        assert_eq!(end(b"1,5\" screen,ok\n2,\"two\n"), Some(15));
+        assert_eq!(end(b"a,\"ab\"c\"d,e\nf"), Some(12));
+        // A closing quote at the very end may be half of a doubled quote: the record is not known to end.
+        assert_eq!(end(b"a\n\"x\ny\""), Some(2));
+        assert_eq!(last_record_end(b"a;\"b\nc\"\nd", b';'), Some(8));
+        assert_eq!(nth_record_end(b"a\n\"b\nc\"\nd\n", 2, b','), Some(8));
+    }
+
+    #[test]
+    fn declared_utf8_replaces_bad_bytes_like_the_whole_file_read() {
+        let mut text = b"id,note\n1,ok\n2,bad \xFF byte\n3,\"quoted \xFE\nline\"\n".to_vec();
+        text.extend_from_slice(b"4,end\n");
+        let declared = QualtricsOptions { encoding: Some("UTF-8".into()), ..opts() };
+        let whole = read_delimited(&text, &declared).unwrap();
+        let (mut split, head) = CsvSplitter::open(&text[..], &declared, false).unwrap().unwrap();
+        let mut all = Vec::new();
+        while let Some(p) = split.next_piece(6).unwrap() {
+            let bytes = split.decoded(&p.bytes).into_owned();
+            let out = crate::read_piece(&bytes, p.first_line, &head.table.schema, b',', &declared).unwrap();
+            assert!(out.rejects.is_empty());
+            all.extend(rows(&out));
+        }
+        assert_eq!(all, rows(&whole));
+        assert!(all.iter().any(|(_, cells)| cells[1].as_deref() == Some("bad \u{FFFD} byte")));
+    }
+
+    #[test]
+    fn a_file_that_turns_out_not_to_be_utf8_is_noticed() {
+        // The first MiB is plain ASCII; Windows-1251 text follows.
+        let mut text = b"id,city\n".to_vec();
+        while text.len() < (1 << 20) + 1000 {
+            text.extend_from_slice(b"1,Tbilisi\n");
+        }
+        let (cp1251, _, _) = encoding_rs::WINDOWS_1251.encode("2,\u{422}\u{431}\u{438}\u{43b}\u{438}\u{441}\u{438}\n");
+        for _ in 0..100 {
+            text.extend_from_slice(&cp1251);
+        }
+        let (mut split, _) = CsvSplitter::open(&text[..], &opts(), false).unwrap().unwrap();
+        while split.next_piece(1 << 16).unwrap().is_some() {}
+        let (utf8, chars, bad) = split.looks_utf8();
+        assert!(!utf8 && chars == 0 && bad == 700, "{chars} {bad}");
+        let plain = b"id,city\n1,\xD0\xA2\xD0\xB1\n";
+        let (mut split, _) = CsvSplitter::open(&plain[..], &opts(), false).unwrap().unwrap();
+        while split.next_piece(4).unwrap().is_some() {}
+        assert!(split.looks_utf8().0);
     }
 
     #[test]

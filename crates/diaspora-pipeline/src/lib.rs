@@ -187,9 +187,17 @@ pub fn run(pipeline: &Pipeline, pipeline_text: &str, settings: &Settings) -> Res
         };
         let (mut sr, files, digest) = stream::run(p, &env, &mut privacy, &mut rejects)?;
         let id = &pipeline.sources[p.source].id;
-        if let Some(rec) = records.iter_mut().find(|r| r.source == *id && r.sha256.is_empty()) {
-            (rec.sha256, rec.bytes) = digest;
-            fingerprint = fingerprint_of(&records);
+        if let Some(rec) = records.iter_mut().find(|r| r.source == *id) {
+            if rec.sha256.is_empty() {
+                (rec.sha256, rec.bytes) = digest;
+                fingerprint = fingerprint_of(&records);
+            } else if rec.sha256 != digest.0 {
+                return Err(Error::temporary(format!(
+                    "{}: the file changed while it was read (its SHA-256 differs from the one taken before); \
+                     nothing was published; run again",
+                    rec.location
+                )));
+            }
         }
         finish_source(&pipeline.sources[p.source], &mut sr)?;
         source_reports.push(sr);

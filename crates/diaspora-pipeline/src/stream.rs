@@ -227,7 +227,12 @@ pub(crate) fn run(
                     let mut failed = None;
                     while wave.len() < in_flight {
                         match split.next_piece(piece_bytes) {
-                            Ok(Some(p)) => wave.push(p),
+                            Ok(Some(mut p)) => {
+                                if let std::borrow::Cow::Owned(b) = split.decoded(&p.bytes) {
+                                    p.bytes = b;
+                                }
+                                wave.push(p)
+                            }
                             Ok(None) => break,
                             Err(e) => {
                                 failed = Some(e);
@@ -244,7 +249,8 @@ pub(crate) fn run(
                         break;
                     }
                 }
-                split.into_inner().finish()
+                let (utf8, chars, bad) = split.looks_utf8();
+                (split.into_inner().finish(), utf8, chars, bad)
             });
             let decode = |pieces: Vec<Piece>| -> Result<ReadOutput> {
                 let reads: Vec<ReadOutput> = pieces
@@ -278,7 +284,16 @@ pub(crate) fn run(
                 emitted?;
                 pending = Some(prepared?);
             }
-            reader.join().map_err(|_| Error::internal("the reader thread panicked"))
+            let (digest, utf8, chars, bad) =
+                reader.join().map_err(|_| Error::internal("the reader thread panicked"))?;
+            if !utf8 {
+                return Err(Error::data(format!(
+                    "{loc}: the file is not UTF-8 ({bad} undecodable bytes, {chars} UTF-8 characters), though its \
+                     first MiB looked so; declare its encoding in the source (encoding = \"windows-1251\" or \
+                     \"koi8-r\"); nothing was published"
+                )));
+            }
+            Ok(digest)
         })?,
     };
     if let Some(p) = pending.take() {

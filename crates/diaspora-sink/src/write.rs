@@ -291,9 +291,10 @@ impl DatasetWriter {
                     .map_err(|e| Error::internal(e.to_string()))?
             };
             self.write_group(&group)?;
+            self.enforce_limits()?;
             start = end;
         }
-        self.enforce_limits()
+        Ok(())
     }
 
     fn write_group(&mut self, batch: &RecordBatch) -> Result<()> {
