@@ -13,4 +13,4 @@ mod steps;
 pub use country::{CountryResolver, Resolution, normalize};
 pub use privacy::{PrivacyPolicy, Restriction, redact};
 pub use pseudonym::{PseudonymKey, hmac_sha256};
-pub use steps::{CleanContext, StepMemory, StepOutput, apply_step, row_hashes};
+pub use steps::{CleanContext, StepMemory, StepOutput, apply_step};

@@ -736,7 +736,7 @@ fn cell_text(a: &dyn Array, r: usize) -> Option<String> {
 /// 128 bits, seeded by its column's position so equal values in different columns differ; NULL is hashed
 /// under a seed of its own), and a row's cell hashes are folded as a polynomial with an odd 128-bit factor: two rows that differ
 /// in any cell get different folds unless the cell hashes collide. The fold is mixed once more at the end.
-pub fn row_hashes(b: &RecordBatch, skip: Option<usize>) -> Vec<u128> {
+fn row_hashes(b: &RecordBatch, skip: Option<usize>) -> Vec<u128> {
     const FACTOR: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835;
     let n = b.num_rows();
     let mut acc = vec![0u128; n];

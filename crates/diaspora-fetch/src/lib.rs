@@ -45,8 +45,8 @@ pub fn read_local(source: &str, location: &str) -> Result<Raw> {
 }
 
 /// The provenance record of a local input, hashed a piece at a time (for inputs read as a stream, which are
-/// never held in memory whole). Returns the path too.
-pub fn local_record(source: &str, location: &str) -> Result<(PathBuf, SourceRecord)> {
+/// never held in memory whole).
+pub fn local_record(source: &str, location: &str) -> Result<SourceRecord> {
     use std::io::Read;
     let path = local_path(location)?;
     let mut f = std::fs::File::open(&path).map_err(|e| Error::input_io(&path, &e))?;
@@ -61,15 +61,14 @@ pub fn local_record(source: &str, location: &str) -> Result<(PathBuf, SourceReco
         h.update(&buf[..n]);
         bytes += n as u64;
     }
-    let record = SourceRecord {
+    Ok(SourceRecord {
         source: source.to_owned(),
         location: location.to_owned(),
         sha256: hex(&h.finalize()),
         bytes,
         fetched_at: now_rfc3339(),
         vintage: None,
-    };
-    Ok((path, record))
+    })
 }
 
 /// Builds the provenance record of some bytes.

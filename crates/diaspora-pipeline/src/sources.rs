@@ -123,7 +123,7 @@ fn replay(store: &RawStore, key: &str, spec: &SourceSpec) -> Result<Raw> {
 pub fn fetch_streamed(spec: &SourceSpec, hash_now: bool) -> Result<Fetched> {
     let loc = spec.location.as_deref().unwrap_or_default();
     let record = if hash_now {
-        diaspora_fetch::local_record(&spec.id, loc)?.1
+        diaspora_fetch::local_record(&spec.id, loc)?
     } else {
         let path = diaspora_fetch::local_path(loc)?;
         let md = std::fs::metadata(&path).map_err(|e| Error::input_io(&path, &e))?;

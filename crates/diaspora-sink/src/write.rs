@@ -266,11 +266,6 @@ impl DatasetWriter {
         })
     }
 
-    /// The schema of the files (partition columns excluded).
-    pub fn file_schema(&self) -> &SchemaRef {
-        &self.file_schema
-    }
-
     /// Writes the rows of `batches`, in order.
     pub fn write(&mut self, batches: &[RecordBatch]) -> Result<()> {
         self.tick += 1;
